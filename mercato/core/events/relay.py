@@ -1,0 +1,147 @@
+"""The outbox relay: publishes committed outbox rows to JetStream, then deletes them.
+
+Woken right after any commit that wrote an event, and sweeping on a timer for rows left by
+another instance or a crash. On PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``
+so many instances relay side by side; on SQLite (one writer) rows are read, published and
+deleted in separate short transactions so the database lock is never held across the
+network. Either way a row published twice is dropped by JetStream's de-duplication on
+``Nats-Msg-Id`` (the event id), and consumers are idempotent besides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import delete, select
+
+from mercato.core.events.models import OutboxEvent
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as NATS
+    from nats.js import JetStreamContext
+
+    from mercato.core.db import Database
+
+log = structlog.get_logger("mercato.events.relay")
+
+PUBLISH_TIMEOUT = 10.0
+
+
+class OutboxRelay:
+    """Moves events from the ``outbox`` table to the JetStream stream."""
+
+    def __init__(
+        self, db: Database, nc: NATS, js: JetStreamContext, *, stream: str, prefix: str,
+        batch_size: int = 500, sweep_seconds: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.nc = nc
+        self.js = js
+        self.stream = stream
+        self.prefix = prefix
+        self.batch_size = batch_size
+        self.sweep_seconds = sweep_seconds
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+
+    def wake(self) -> None:
+        """Ask the relay to publish now (called after a commit that wrote events)."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="mercato-outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.sweep_seconds)
+            self._wakeup.clear()
+            try:
+                while await self.publish_pending() == self.batch_size:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay round failed; retrying on the next sweep")
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished events; return how many were published."""
+        if not self.nc.is_connected:
+            return 0
+        if self.db.sqlite:
+            return await self._publish_batch_sqlite()
+        return await self._publish_batch_locked()
+
+    async def _publish_batch_locked(self) -> int:
+        async with self.db.sessionmaker() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.data)
+                    .order_by(OutboxEvent.created_at)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            done = await self._publish(rows)
+            if done:
+                await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(done)))
+        return len(done)
+
+    async def _publish_batch_sqlite(self) -> int:
+        async with self.db.sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.data)
+                    .order_by(OutboxEvent.created_at)
+                    .limit(self.batch_size)
+                )
+            ).all()
+            await session.rollback()
+        if not rows:
+            return 0
+        done = await self._publish(rows)
+        if done:
+            async with self.db.transaction() as session:
+                await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(done)))
+        return len(done)
+
+    async def _publish(self, rows: list) -> list[uuid.UUID]:
+        futures = []
+        for row in rows:
+            futures.append(
+                await self.js.publish_async(
+                    f"{self.prefix}.{row.type}", row.data, stream=self.stream,
+                    headers={"Nats-Msg-Id": str(row.id)},
+                )
+            )
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), PUBLISH_TIMEOUT
+            )
+        except TimeoutError:
+            for future in futures:
+                future.cancel()
+            log.warning("JetStream did not acknowledge in time; will retry", events=len(rows))
+            return []
+        done = [row.id for row, result in zip(rows, results, strict=True)
+                if not isinstance(result, BaseException)]
+        if len(done) < len(rows):
+            failure = next(r for r in results if isinstance(r, BaseException))
+            log.warning("some events were not published; will retry",
+                        failed=len(rows) - len(done), error=repr(failure))
+        self.published += len(done)
+        return done

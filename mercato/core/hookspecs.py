@@ -1,0 +1,147 @@
+"""Every hook a mercato plugin can implement.
+
+A plugin is a module (or object) whose functions are marked with
+:data:`mercato.hookimpl` and named after a spec below. Implementations may accept any
+subset of a spec's arguments, by name. A hook may return its value or an awaitable of it;
+mercato awaits it. ``firstresult`` hooks must return plainly (no ``async def``).
+
+Families: ``register_*`` collect one list from every plugin; ``on_*`` are lifecycle
+notifications; ``extra_template_vars`` and ``prepare_jinja_env`` extend the theme.
+Each spec names the version it appeared in; ``docs/plugins/hooks.md`` documents them all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Iterable
+    from pathlib import Path
+
+    import click
+    import jinja2
+    import msgspec
+    from litestar import Request
+    from litestar.types import ControllerRouterHandler
+
+    from mercato.core.events import EventHandler
+    from mercato.core.navigation import NavItem
+    from mercato.core.site import Site
+
+hookspec = pluggy.HookspecMarker("mercato")
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_settings() -> dict[str, type[msgspec.Struct]]:
+    """Declare the Struct that validates this plugin's ``[plugins.<id>]`` table.
+
+    Return ``{plugin_id: StructType}``. At startup the table (or ``{}`` when absent) is
+    converted into that Struct; an unknown key or wrong type stops startup naming the key.
+    Read the result with ``site.plugin_settings(plugin_id)``. Since 0.1.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Web: routes, templates, static files, navigation
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_routes(site: Site) -> Iterable[ControllerRouterHandler]:
+    """Return Litestar route handlers, controllers or routers to mount on the app. Since 0.1."""
+
+
+@hookspec
+def register_template_dirs(site: Site) -> Iterable[str | Path]:
+    """Return template folders; they are searched after the site's own folder and before the
+    theme, so a plugin can add templates and override the theme's. Since 0.1."""
+
+
+@hookspec
+def register_static_dirs(site: Site) -> Iterable[str | Path]:
+    """Return folders served under ``/static/``, searched after the site's own static folder
+    and before the theme's. Namespace files in a sub-folder named after the plugin. Since 0.1."""
+
+
+@hookspec
+def register_nav_items(site: Site) -> Iterable[NavItem]:
+    """Return :class:`~mercato.core.navigation.NavItem` entries for the theme's main
+    navigation, ordered by their ``order``. Since 0.1."""
+
+
+@hookspec
+def extra_template_vars(
+    site: Site, request: Request[Any, Any, Any] | None, template_name: str
+) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+    """Return extra variables for the template being rendered. ``request`` is ``None`` when
+    rendering outside a request (e-mails). Later plugins override earlier keys. Since 0.1."""
+
+
+@hookspec
+def prepare_jinja_env(site: Site, env: jinja2.Environment) -> None:
+    """Adjust the Jinja environment once at startup: add filters, globals, tests. Since 0.1."""
+
+
+# ---------------------------------------------------------------------------
+# Database
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_models(site: Site) -> Iterable[type[Any]]:
+    """Return the SQLAlchemy mapped classes this plugin owns (subclasses of
+    :class:`mercato.core.db.Base`). Their tables are compared with the migrated schema
+    and included in ``mercato db revision --autogenerate``. Since 0.1."""
+
+
+@hookspec
+def register_migrations(site: Site) -> Iterable[str | Path]:
+    """Return Alembic ``versions`` folders. A plugin that owns tables ships a branch whose
+    root revision has ``branch_labels=("<plugin id>",)``; ``mercato db upgrade`` upgrades
+    every head. Since 0.1."""
+
+
+# ---------------------------------------------------------------------------
+# Events and background work
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_event_handlers(site: Site) -> Iterable[EventHandler]:
+    """Return :class:`~mercato.core.events.EventHandler` objects. Each gets a durable
+    JetStream consumer; its database effects commit together with a processed-event
+    marker, so an event's effects happen exactly once. Since 0.1."""
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_commands() -> Iterable[click.Command]:
+    """Return click commands added to the ``mercato`` command. Inside one, get the running
+    site's settings with ``mercato.cli.pass_site``. Since 0.1."""
+
+
+# ---------------------------------------------------------------------------
+# Lifecycle
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def on_startup(site: Site) -> Awaitable[None] | None:
+    """Called once per process after the database and event backbone are ready, before
+    the first request (web) or the first event (worker). Since 0.1."""
+
+
+@hookspec
+def on_shutdown(site: Site) -> Awaitable[None] | None:
+    """Called once per process on shutdown, before the database and NATS close. Since 0.1."""

@@ -1,0 +1,109 @@
+"""Running Alembic for a site: core revisions plus every plugin's branch.
+
+Alembic's commands are synchronous and ``env.py`` drives an async engine with
+``asyncio.run``, so callers already inside an event loop use the ``*_async`` helpers,
+which run the command in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+import mercato.migrations
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+
+    from mercato.core.site import Site
+
+MIGRATIONS_DIR = Path(mercato.migrations.__file__).parent
+CORE_VERSIONS = MIGRATIONS_DIR / "versions"
+CORE_BRANCH = "mercato"
+
+
+def kernel_models() -> list[type[Any]]:
+    """Tables the kernel itself owns (present whatever plugins are loaded)."""
+    from mercato.core.events.models import OutboxEvent, ProcessedEvent
+
+    return [OutboxEvent, ProcessedEvent]
+
+
+def owned_tables(site: Site) -> list[Table]:
+    """The tables of the kernel and of every loaded plugin's ``register_models``."""
+    tables: dict[str, Table] = {}
+    for model in [*kernel_models(), *site.plugins.models(site)]:
+        table = model.__table__
+        tables[table.name] = table
+    return list(tables.values())
+
+
+def alembic_config(site: Site, *, stdout: Any = None) -> Config:
+    cfg = Config(stdout=stdout or io.StringIO())
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    locations = [str(CORE_VERSIONS), *(str(Path(p)) for p in site.plugins.migrations(site))]
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", os.pathsep.join(dict.fromkeys(locations)))
+    cfg.attributes["site"] = site
+    return cfg
+
+
+def upgrade(site: Site, revision: str = "heads") -> None:
+    command.upgrade(alembic_config(site), revision)
+
+
+def downgrade(site: Site, revision: str) -> None:
+    command.downgrade(alembic_config(site), revision)
+
+
+def current(site: Site) -> str:
+    out = io.StringIO()
+    command.current(alembic_config(site, stdout=out), verbose=False)
+    return out.getvalue()
+
+
+def heads(site: Site) -> list[str]:
+    return list(ScriptDirectory.from_config(alembic_config(site)).get_heads())
+
+
+def revision(
+    site: Site, message: str, *, plugin: str | None = None, autogenerate: bool = False,
+    new_branch: bool = False, version_path: str | None = None,
+) -> Any:
+    """Create a revision on the core branch, or on ``plugin``'s branch."""
+    cfg = alembic_config(site, stdout=io.StringIO())
+    label = plugin or CORE_BRANCH
+    if plugin:
+        cfg.attributes["only_tables"] = {
+            m.__table__.name for m in site.plugins.models(site)
+            if _plugin_of(site, m) == plugin
+        }
+    kwargs: dict[str, Any] = {"message": message, "autogenerate": autogenerate}
+    if new_branch:
+        kwargs.update(head="base", branch_label=label, version_path=version_path)
+    else:
+        kwargs.update(head=f"{label}@head", version_path=version_path)
+    return command.revision(cfg, **kwargs)
+
+
+def _plugin_of(site: Site, model: type[Any]) -> str | None:
+    for name, plugin in site.plugins.pm.list_name_plugin():
+        module = getattr(plugin, "__name__", "")
+        if module and model.__module__.startswith(module):
+            return name
+    return None
+
+
+async def upgrade_async(site: Site, revision: str = "heads") -> None:
+    await asyncio.to_thread(upgrade, site, revision)
+
+
+async def downgrade_async(site: Site, revision: str) -> None:
+    await asyncio.to_thread(downgrade, site, revision)

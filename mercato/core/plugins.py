@@ -1,0 +1,277 @@
+"""Building the plugin manager, and a typed face for calling hooks.
+
+Built-ins are ordinary plugins listed by module name in :data:`BUILTIN_PLUGINS` and loaded
+exactly like third-party ones; their id is the module's last name. Third-party plugins are
+entry points of group ``mercato`` whose name is the plugin id. Nothing here runs at import
+time: :func:`build_plugin_manager` makes a fresh manager for every site (and test).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+import os
+from collections.abc import Awaitable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+import pluggy
+import structlog
+
+from mercato.core import hookspecs
+from mercato.core.settings import CONFIG_FILENAME, ConfigError, plugin_config_error
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from mercato.core.settings import Settings
+
+ENTRY_POINT_GROUP = "mercato"
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "mercato.core.health",
+    "mercato.plugins.pages",
+)
+"""Module names of the built-in plugins, in registration order."""
+
+log = structlog.get_logger("mercato.plugins")
+T = TypeVar("T")
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded; the message names it and says what went wrong."""
+
+
+def builtin_id(module_name: str) -> str:
+    """``mercato.plugins.pages`` → ``pages``; ``mercato.core.accounts.plugin`` → ``accounts``."""
+    parts = module_name.split(".")
+    return parts[-2] if parts[-1] == "plugin" else parts[-1]
+
+
+def build_plugin_manager(
+    settings: Settings,
+    *,
+    builtins: Iterable[str] = BUILTIN_PLUGINS,
+    extra: Iterable[tuple[str, object]] = (),
+) -> pluggy.PluginManager:
+    """Make a plugin manager for ``settings``.
+
+    Order: hookspecs → built-ins → block disabled ids → entry points → ``extra`` (plugin
+    objects given directly, e.g. by tests) → ``check_pending()``.
+    """
+    pm = pluggy.PluginManager("mercato")
+    pm.add_hookspecs(hookspecs)
+    disabled = set(settings.plugins.disabled)
+    for module_name in builtins:
+        plugin_id = builtin_id(module_name)
+        if plugin_id in disabled:
+            pm.set_blocked(plugin_id)
+            continue
+        pm.register(_import_plugin(plugin_id, module_name), name=plugin_id)
+    for plugin_id in disabled:
+        pm.set_blocked(plugin_id)
+    if settings.plugins.load_entry_points:
+        _load_entry_points(pm)
+    for plugin_id, plugin in extra:
+        if not pm.is_blocked(plugin_id):
+            pm.register(plugin, name=plugin_id)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) if exc.plugin is not None else "?"
+        raise PluginError(f"plugin `{name}` implements an unknown hook: {exc}") from None
+    if os.environ.get("MERCATO_TRACE_PLUGINS") == "1":
+        _enable_tracing(pm)
+    return pm
+
+
+def _import_plugin(plugin_id: str, module_name: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        raise PluginError(
+            f"plugin `{plugin_id}` ({module_name}) failed to import: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            dist = f" from {ep.dist.name} {ep.dist.version}" if ep.dist else ""
+            raise PluginError(
+                f"plugin `{ep.name}`{dist} failed to import ({ep.value}): "
+                f"{type(exc).__name__}: {exc}. Fix it, uninstall it, or add "
+                f'"{ep.name}" to `[plugins] disabled` in mercato.toml'
+            ) from exc
+        try:
+            pm.register(plugin, name=ep.name)
+        except ValueError as exc:
+            raise PluginError(f"plugin `{ep.name}` could not be registered: {exc}") from None
+
+
+def _enable_tracing(pm: pluggy.PluginManager) -> None:
+    def before(hook_name: str, impls: list[pluggy.HookImpl], kwargs: dict[str, Any]) -> None:
+        log.info("hook call", hook=hook_name, plugins=[impl.plugin_name for impl in impls])
+
+    def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+        exc = outcome.exception
+        if exc is not None:
+            log.info("hook raised", hook=hook_name, error=repr(exc))
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+async def await_me_maybe(value: T | Awaitable[T]) -> T:
+    """Hooks may return a value or an awaitable of it."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def plugin_version(pm: pluggy.PluginManager, plugin: object) -> str:
+    """The installed version of the distribution that ships ``plugin``, or ``""``."""
+    for loaded, dist in pm.list_plugin_distinfo():
+        if loaded is plugin:
+            return str(dist.version)
+    module = inspect.getmodule(plugin)
+    top = (module.__name__ if module else "").split(".")[0]
+    if top:
+        try:
+            return importlib.metadata.version(top)
+        except importlib.metadata.PackageNotFoundError:
+            return ""
+    return ""
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
+    """One row per loaded plugin: id, version, builtin flag and the hooks it implements."""
+    rows = []
+    for plugin_id, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        hooks = sorted(impl.name for impl in _impls_of(pm, plugin))
+        rows.append(
+            {
+                "id": plugin_id,
+                "version": plugin_version(pm, plugin),
+                "builtin": getattr(plugin, "__name__", "").startswith("mercato."),
+                "hooks": hooks,
+            }
+        )
+    return rows
+
+
+def _impls_of(pm: pluggy.PluginManager, plugin: object) -> Iterable[Any]:
+    yield from pm.get_hookcallers(plugin) or ()
+
+
+class Plugins:
+    """A typed wrapper around the plugin manager: one method per hook, keyword calls only."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self._settings: dict[str, Any] = {}
+
+    def _collect(self, results: Iterable[Iterable[T] | None]) -> list[T]:
+        items: list[T] = []
+        for result in results:
+            if result:
+                items.extend(result)
+        return items
+
+    # -- configuration ----------------------------------------------------
+    def validate_plugin_settings(self, settings: Settings) -> None:
+        """Convert every ``[plugins.<id>]`` table into the Struct its plugin declared."""
+        source = str(settings.site_path / CONFIG_FILENAME)
+        schemas: dict[str, type[msgspec.Struct]] = {}
+        for declared in self.pm.hook.register_settings():
+            schemas.update(declared or {})
+        disabled = set(settings.plugins.disabled)
+        loaded = {name for name, plugin in self.pm.list_name_plugin() if plugin is not None}
+        for plugin_id in settings.plugins.config:
+            if plugin_id in disabled:
+                continue
+            if plugin_id not in loaded:
+                raise ConfigError(
+                    f"{source}: `[plugins.{plugin_id}]` configures a plugin that is not "
+                    f"installed (loaded: {', '.join(sorted(loaded))})"
+                )
+            if plugin_id not in schemas:
+                raise ConfigError(f"{source}: plugin `{plugin_id}` takes no settings; "
+                                  f"remove `[plugins.{plugin_id}]`")
+        for plugin_id, schema in schemas.items():
+            table = settings.plugins.config.get(plugin_id, {})
+            try:
+                self._settings[plugin_id] = msgspec.convert(table, schema, strict=False)
+            except msgspec.ValidationError as exc:
+                raise plugin_config_error(plugin_id, exc, source) from None
+
+    def settings_for(self, plugin_id: str) -> Any:
+        """The validated settings Struct of ``plugin_id`` (see ``register_settings``)."""
+        try:
+            return self._settings[plugin_id]
+        except KeyError:
+            raise LookupError(f"plugin `{plugin_id}` declared no settings") from None
+
+    # -- collected lists --------------------------------------------------
+    def routes(self, site: Any) -> list[Any]:
+        return self._collect(self.pm.hook.register_routes(site=site))
+
+    def template_dirs(self, site: Any) -> list[Any]:
+        return self._collect(self.pm.hook.register_template_dirs(site=site))
+
+    def static_dirs(self, site: Any) -> list[Any]:
+        return self._collect(self.pm.hook.register_static_dirs(site=site))
+
+    def nav_items(self, site: Any) -> list[Any]:
+        by_key = {}
+        for item in self._collect(self.pm.hook.register_nav_items(site=site)):
+            by_key[item.key] = item
+        return sorted(by_key.values(), key=lambda item: (item.order, item.label))
+
+    def models(self, site: Any) -> list[Any]:
+        return self._collect(self.pm.hook.register_models(site=site))
+
+    def migrations(self, site: Any) -> list[Any]:
+        return self._collect(self.pm.hook.register_migrations(site=site))
+
+    def event_handlers(self, site: Any) -> list[Any]:
+        return self._collect(self.pm.hook.register_event_handlers(site=site))
+
+    def commands(self) -> list[Any]:
+        return self._collect(self.pm.hook.register_commands())
+
+    # -- theme ------------------------------------------------------------
+    async def extra_template_vars(
+        self, site: Any, request: Any, template_name: str
+    ) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        # pluggy returns last-registered first; reverse so later plugins override.
+        for result in reversed(
+            self.pm.hook.extra_template_vars(site=site, request=request, template_name=template_name)
+        ):
+            value = await await_me_maybe(result)
+            if value:
+                merged.update(value)
+        return merged
+
+    def prepare_jinja_env(self, site: Any, env: Any) -> None:
+        self.pm.hook.prepare_jinja_env(site=site, env=env)
+
+    # -- lifecycle --------------------------------------------------------
+    async def on_startup(self, site: Any) -> None:
+        for result in self.pm.hook.on_startup(site=site):
+            await await_me_maybe(result)
+
+    async def on_shutdown(self, site: Any) -> None:
+        for result in self.pm.hook.on_shutdown(site=site):
+            try:
+                await await_me_maybe(result)
+            except Exception:
+                log.exception("on_shutdown hook failed")

@@ -1,0 +1,55 @@
+"""``mercato run``: migrations, the embedded nats-server (one for all workers), uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import click
+import uvicorn
+
+from mercato.core.events.embedded import EmbeddedNats, EmbeddedNatsError
+from mercato.core.logging import configure_logging
+
+if TYPE_CHECKING:
+    from mercato.core.settings import Settings
+
+
+def serve(
+    obj: Any, settings: Settings, *, host: str, port: int, workers: int, reload: bool,
+    migrate: bool | None,
+) -> None:
+    """Run the web server in the foreground until Ctrl-C."""
+    from mercato.cli import fail
+    from mercato.core import migrate as migrations
+
+    configure_logging(settings.logging.level, settings.logging.format)
+    site = obj.site(settings)  # loads plugins and validates config before anything starts
+    if migrate is None:
+        migrate = site.db.sqlite
+    if migrate:
+        try:
+            migrations.upgrade(site)
+        except Exception as exc:
+            fail(f"database migration failed: {exc}")
+    embedded = None
+    env = {"MERCATO_SITE": str(settings.site_path)}
+    if not settings.events.nats_url:
+        embedded = EmbeddedNats(settings.data_path / "nats")
+        try:
+            env["MERCATO_EVENTS__NATS_URL"] = embedded.start()
+        except EmbeddedNatsError as exc:
+            fail(str(exc))
+    os.environ.update(env)
+    click.echo(f"mercato: serving {settings.site.name!r} on http://{host}:{port}/", err=True)
+    try:
+        uvicorn.run(
+            "mercato.core.app:app_from_environment", factory=True, host=host, port=port,
+            workers=None if reload else workers, reload=reload, log_config=None,
+            lifespan="on", timeout_graceful_shutdown=10,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+        for key in env:
+            os.environ.pop(key, None)

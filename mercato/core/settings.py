@@ -1,0 +1,292 @@
+"""Site configuration: ``mercato.toml`` plus ``MERCATO_<SECTION>__<KEY>`` overrides.
+
+Every section is a msgspec Struct that forbids unknown fields, so a misspelt key is a
+startup error naming the key and the file it came from, never a silently ignored value.
+Plugin tables (``[plugins.<id>]``) are kept raw here and validated against the Struct each
+plugin declares once the plugins are loaded (see :mod:`mercato.core.plugins`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+CONFIG_FILENAME = "mercato.toml"
+ENV_PREFIX = "MERCATO_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to change, on one line."""
+
+
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class SiteSettings(_Section):
+    """``[site]``: who this marketplace is and where it keeps its files."""
+
+    name: str = "mercato"
+    """Shown in the page title, header and e-mails."""
+    base_url: str = "http://127.0.0.1:8000"
+    """The public address, used for absolute links in e-mails and OAuth redirects."""
+    data_dir: str = "data"
+    """Where the SQLite database, the embedded NATS store and uploads live (relative to the site folder)."""
+    theme: str = "default"
+    """A bundled theme name, or a path to a folder with ``templates/`` and ``static/``."""
+    templates_dir: str = "templates"
+    """The site's own template overrides (relative to the site folder); wins over plugins and theme."""
+    static_dir: str = "static"
+    """The site's own static files (relative to the site folder)."""
+    locale: str = "en"
+    """Default locale for formatting money, numbers and dates."""
+    secret_key: str = ""
+    """Signs tokens and cookies. Empty: generated once and kept in ``<data_dir>/secret_key``."""
+
+
+class DatabaseSettings(_Section):
+    """``[database]``."""
+
+    url: str = ""
+    """SQLAlchemy async URL. Empty: SQLite at ``<data_dir>/mercato.db``."""
+    echo: bool = False
+    """Log every SQL statement (noisy; for debugging)."""
+    pool_size: int = 10
+    """Connections per process on PostgreSQL."""
+
+
+class EventsSettings(_Section):
+    """``[events]``: the NATS JetStream backbone."""
+
+    nats_url: str = ""
+    """``nats://host:port`` of a NATS server with JetStream. Empty: start an embedded nats-server."""
+    stream: str = "MERCATO"
+    """JetStream stream holding domain events."""
+    subject_prefix: str = "mercato"
+    """First token of every subject: ``<prefix>.<domain>.<event>`` and ``<prefix>.live.user.<id>``."""
+    stream_replicas: int = 1
+    """Stream replicas; 3 on a three-node NATS cluster."""
+    stream_max_age_days: int = 30
+    """How long JetStream keeps delivered events."""
+    relay_sweep_seconds: float = 2.0
+    """How often the outbox relay looks for rows another instance (or a crash) left behind."""
+    relay_batch_size: int = 500
+    """Outbox rows published per round trip."""
+    max_deliver: int = 6
+    """Attempts per event and handler before the event is given up (and logged as an error)."""
+    backoff_seconds: list[float] = msgspec.field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0])
+    """Delay before each redelivery after a handler failed."""
+    ack_wait_seconds: float = 60.0
+    """How long a handler may run before JetStream redelivers its event elsewhere."""
+
+
+class ServerSettings(_Section):
+    """``[server]``: defaults for ``mercato run``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+
+class WorkerSettings(_Section):
+    """``[worker]``: background work (outbox relay, event consumers, timers)."""
+
+    in_web: bool = True
+    """Run background work inside each web process. Set false when ``mercato worker`` runs apart."""
+
+
+class LoggingSettings(_Section):
+    """``[logging]``."""
+
+    level: str = "INFO"
+    format: str = "auto"
+    """``console``, ``json``, or ``auto`` (console on a terminal, JSON otherwise)."""
+
+
+class PluginsSettings(_Section):
+    """``[plugins]``: which plugins run; ``[plugins.<id>]`` tables configure one each."""
+
+    disabled: list[str] = msgspec.field(default_factory=list)
+    """Plugin ids to switch off, built-ins included (``mercato plugins`` lists the ids)."""
+    load_entry_points: bool = True
+    """Load installed third-party plugins (entry point group ``mercato``)."""
+    config: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    """Raw ``[plugins.<id>]`` tables; validated by each plugin's declared Struct at startup."""
+
+
+class Settings(_Section):
+    """The whole configuration of one site."""
+
+    site: SiteSettings = msgspec.field(default_factory=SiteSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    events: EventsSettings = msgspec.field(default_factory=EventsSettings)
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    plugins: PluginsSettings = msgspec.field(default_factory=PluginsSettings)
+    site_dir: str = "."
+    """The folder holding ``mercato.toml``; relative paths are resolved against it. Not a TOML key."""
+
+    @property
+    def site_path(self) -> Path:
+        return Path(self.site_dir).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return self.site_path / self.site.data_dir
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.data_path / 'mercato.db'}"
+
+    def secret_key(self) -> str:
+        """The configured secret, or one generated on first use and kept in the data dir."""
+        if self.site.secret_key:
+            return self.site.secret_key
+        path = self.data_path / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_path.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+
+_TOP_LEVEL_KEYS = {"site_dir"}
+
+
+def load_settings(
+    site_dir: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read ``<site_dir>/mercato.toml`` (if present), then apply environment overrides.
+
+    ``overrides`` is a nested mapping applied last (used by tests and ``mercato demo``).
+    Raises :class:`ConfigError` with a one-line message naming the bad key and its source.
+    """
+    env = os.environ if environ is None else environ
+    site_path = Path(site_dir if site_dir is not None else env.get("MERCATO_SITE", ".")).resolve()
+    config_file = site_path / CONFIG_FILENAME
+    raw: dict[str, Any] = {}
+    source = str(config_file)
+    if config_file.exists():
+        try:
+            raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file}: not valid TOML: {exc}") from None
+    for key in _TOP_LEVEL_KEYS & raw.keys():
+        raise ConfigError(f"{config_file}: unknown key `{key}`")
+
+    env_sources: dict[tuple[str, ...], str] = {}
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        if any(not part for part in path):
+            raise ConfigError(f"environment variable {name}: empty key segment")
+        _set_path(raw, path, _parse_env_value(value))
+        env_sources[path] = name
+    if overrides:
+        _deep_merge(raw, overrides)
+
+    raw = _split_plugin_tables(raw, source)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, source, env_sources)) from None
+    settings.site_dir = str(site_path)
+    return settings
+
+
+def _parse_env_value(value: str) -> Any:
+    """Environment values are TOML values when they parse as one (``8080``, ``true``,
+    ``["a", "b"]``), else plain strings, so ``MERCATO_SITE__NAME=My shop`` needs no quotes."""
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = target
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"`{'.'.join(path)}`: `{part}` is a value, not a table")
+        node = child
+    node[path[-1]] = value
+
+
+def _deep_merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping):
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
+            _deep_merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _split_plugin_tables(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    plugins = raw.get("plugins")
+    if not isinstance(plugins, dict):
+        return raw
+    known = set(PluginsSettings.__struct_fields__) - {"config"}
+    section: dict[str, Any] = {"config": {}}
+    for key, value in plugins.items():
+        if key in known:
+            section[key] = value
+        elif isinstance(value, dict):
+            section["config"][key] = value
+        else:
+            raise ConfigError(
+                f"{source}: unknown key `plugins.{key}` (plugin settings go in a "
+                f"`[plugins.{key}]` table)"
+            )
+    return {**raw, "plugins": section}
+
+
+_LOCATION = re.compile(r"- at `\$((?:\.\w+|\[\d+\])*)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
+
+
+def _describe_validation_error(
+    exc: msgspec.ValidationError, source: str, env_sources: dict[tuple[str, ...], str]
+) -> str:
+    message = str(exc)
+    where = _LOCATION.search(message)
+    path = where.group(1).lstrip(".") if where else ""
+    path = path.replace("plugins.config.", "plugins.")
+    unknown = _UNKNOWN.search(message)
+    if unknown:
+        key = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+        origin = env_sources.get(tuple(key.split(".")))
+        return f"{origin or source}: unknown key `{key}`"
+    reason = message.split(" - at ")[0]
+    origin = env_sources.get(tuple(path.split(".")))
+    return f"{origin or source}: `{path}`: {reason}"
+
+
+def plugin_config_error(plugin_id: str, exc: msgspec.ValidationError, source: str) -> ConfigError:
+    """A :class:`ConfigError` for a ``[plugins.<id>]`` table that its Struct rejected."""
+    message = str(exc)
+    unknown = _UNKNOWN.search(message)
+    where = _LOCATION.search(message)
+    path = (where.group(1).lstrip(".") if where else "").strip()
+    prefix = f"plugins.{plugin_id}" + (f".{path}" if path else "")
+    if unknown:
+        return ConfigError(f"{source}: unknown key `{prefix}.{unknown.group(1)}`")
+    return ConfigError(f"{source}: `{prefix}`: {message.split(' - at ')[0]}")

@@ -1,0 +1,71 @@
+"""The running site: settings, plugins, database, event backbone and templates of one
+marketplace in one process. Hooks receive it as ``site``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+import structlog
+
+from mercato.core.db import Database
+from mercato.core.events.backbone import EventBackbone
+from mercato.core.plugins import Plugins, build_plugin_manager
+from mercato.core.templating import Templates
+
+if TYPE_CHECKING:
+    from mercato.core.settings import Settings
+
+log = structlog.get_logger("mercato")
+
+
+class Site:
+    """One marketplace. Build it with :func:`mercato.create_app` or directly for workers."""
+
+    def __init__(self, settings: Settings, *, pm: pluggy.PluginManager | None = None) -> None:
+        self.settings = settings
+        self.plugins = Plugins(pm or build_plugin_manager(settings))
+        self.plugins.validate_plugin_settings(settings)
+        self.db = Database(
+            settings.database_url, echo=settings.database.echo,
+            pool_size=settings.database.pool_size,
+        )
+        self.events = EventBackbone(settings, self.db)
+        self.templates = Templates(self)
+        self.started = False
+
+    @property
+    def name(self) -> str:
+        return self.settings.site.name
+
+    def plugin_settings(self, plugin_id: str) -> Any:
+        """The validated ``[plugins.<plugin_id>]`` Struct (see ``register_settings``)."""
+        return self.plugins.settings_for(plugin_id)
+
+    def static_dirs(self) -> list[Path]:
+        """Static folders in precedence order: site → plugins → theme → default theme."""
+        site_static = self.settings.site_path / self.settings.site.static_dir
+        dirs = [site_static] if site_static.is_dir() else []
+        dirs += [Path(d) for d in self.plugins.static_dirs(self)]
+        dirs += [theme / "static" for theme in self.templates.theme_dirs]
+        return [d for d in dict.fromkeys(dirs) if d.is_dir()]
+
+    async def startup(self, *, background: bool | None = None) -> None:
+        """Connect to NATS, start background work (relay, consumers) and run ``on_startup``."""
+        if background is None:
+            background = self.settings.worker.in_web
+        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        await self.events.connect()
+        if background:
+            await self.events.start_background(self.plugins.event_handlers(self))
+        await self.plugins.on_startup(self)
+        self.started = True
+        log.info("site started", site=self.name, background=background,
+                 database=self.db.engine.url.render_as_string(hide_password=True))
+
+    async def shutdown(self) -> None:
+        await self.plugins.on_shutdown(self)
+        await self.events.close()
+        await self.db.dispose()
+        self.started = False

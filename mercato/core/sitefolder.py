@@ -1,0 +1,73 @@
+"""Writing a new site folder (``mercato init``, ``mercato demo``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mercato.core.settings import CONFIG_FILENAME
+
+CONFIG_TEMPLATE = """\
+# mercato.toml: the configuration of one marketplace.
+# Every key can also be set by an environment variable MERCATO_<SECTION>__<KEY>,
+# e.g. MERCATO_DATABASE__URL=postgresql+asyncpg://user@db/mercato
+# A misspelt key stops startup with a message naming it.
+
+[site]
+name = {name}
+# The public address, used in e-mails and OAuth redirects.
+base_url = "http://127.0.0.1:8000"
+# SQLite database, embedded NATS store and uploads (relative to this folder).
+data_dir = "data"
+# A bundled theme name, or a folder with templates/ and static/.
+theme = "default"
+# Your own template and static overrides; they win over plugins and the theme.
+templates_dir = "templates"
+static_dir = "static"
+locale = "en"
+# Signs tokens and cookies. Empty: generated once into data/secret_key.
+secret_key = ""
+
+[database]
+# Empty: SQLite in data/mercato.db. Production: postgresql+asyncpg://user:pass@host/db
+url = ""
+
+[events]
+# Empty: mercato starts its own nats-server (JetStream) and stores in data/nats.
+# Production: nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222
+nats_url = ""
+# stream_replicas = 3   # on a three-node JetStream cluster
+
+[server]
+host = "127.0.0.1"
+port = 8000
+workers = 1
+
+[worker]
+# Run the outbox relay and event consumers in the web processes. Set false when
+# `mercato worker` runs them apart.
+in_web = true
+
+[logging]
+level = "INFO"
+# console, json, or auto (console on a terminal, JSON otherwise)
+format = "auto"
+
+[plugins]
+# Plugin ids to switch off; `mercato plugins` lists them.
+disabled = []
+
+# Plugin settings go in their own table:
+# [plugins.hello]
+# greeting = "Hello"
+"""
+
+
+def write_config(folder: Path, *, name: str = "mercato") -> Path:
+    """Write a commented ``mercato.toml`` (and the override folders) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "templates").mkdir(exist_ok=True)
+    (folder / "static").mkdir(exist_ok=True)
+    target = folder / CONFIG_FILENAME
+    target.write_text(CONFIG_TEMPLATE.format(name=json.dumps(name)), encoding="utf-8")
+    return target

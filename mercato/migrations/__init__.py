@@ -1,0 +1,1 @@
+"""The Alembic environment and core revisions (``versions/``)."""

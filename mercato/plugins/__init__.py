@@ -1,0 +1,1 @@
+"""Built-in plugins. Each implements hooks exactly as a third-party plugin would."""

@@ -1,0 +1,1 @@
+"""Bundled themes: each a folder with ``templates/`` and ``static/``."""
