@@ -68,6 +68,7 @@ class MercatoCore(InitPluginProtocol):
                     js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
                     css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
                     standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+                    favicon="<link rel='icon' type='image/svg+xml' href='/static/img/favicon.svg'>",
                 )
             ],
         )

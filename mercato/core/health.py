@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Response, get
+from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 
@@ -42,7 +43,7 @@ def health() -> Health:
 
 @get("/ready", tags=["health"], summary="Readiness: database and JetStream",
      responses={503: ResponseSpec(data_container=Readiness, description="A part is not ready")})
-async def ready(site: Site) -> Response[Readiness]:
+async def ready(site: NamedDependency[Site]) -> Response[Readiness]:
     async def database() -> None:
         async with site.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -62,5 +63,5 @@ async def ready(site: Site) -> Response[Readiness]:
 
 
 @hookimpl
-def register_routes(site: Site) -> list[Any]:
+def register_routes(site: NamedDependency[Site]) -> list[Any]:
     return [health, ready]
