@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("mercato.events.relay")
 
-PUBLISH_TIMEOUT = 10.0
+PUBLISH_TIMEOUT = 5.0
 
 
 class OutboxRelay:
