@@ -11,6 +11,7 @@ prefix, so tests never see each other's rows or events.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -24,12 +25,18 @@ from sqlalchemy.engine import make_url
 
 from mercato.core import migrate
 from mercato.core.events.embedded import EmbeddedNats
+from mercato.core.logging import configure_logging
 from mercato.core.settings import Settings, load_settings
 from mercato.core.site import Site
 
 TEST_DATABASE_URL = os.environ.get("MERCATO_TEST_DATABASE_URL", "")
 TEST_NATS_URL = os.environ.get("MERCATO_TEST_NATS_URL", "")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Route structlog through the standard library so caplog sees mercato's log lines.
+    configure_logging("INFO", "console")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -235,10 +242,8 @@ async def _delete_streams(url: str, streams: set[str]) -> None:
     try:
         js = nc.jetstream()
         for stream in streams:
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 await js.delete_stream(stream)
-            except Exception:  # already gone
-                pass
     finally:
         await nc.close()
 

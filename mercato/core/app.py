@@ -37,7 +37,7 @@ class MercatoCore(InitPluginProtocol):
         site = self.site
         app_config.route_handlers.extend(site.plugins.routes(site))
         app_config.route_handlers.append(
-            create_static_files_router(path="/static", directories=site.static_dirs(),
+            create_static_files_router(path="/static", directories=[str(d) for d in site.static_dirs()],
                                        name="static")
         )
         app_config.route_handlers.append(

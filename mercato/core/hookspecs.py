@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Every hook a mercato plugin can implement.
 
 A plugin is a module (or object) whose functions are marked with

@@ -107,3 +107,7 @@ async def upgrade_async(site: Site, revision: str = "heads") -> None:
 
 async def downgrade_async(site: Site, revision: str) -> None:
     await asyncio.to_thread(downgrade, site, revision)
+
+
+async def current_async(site: Site) -> str:
+    return await asyncio.to_thread(current, site)

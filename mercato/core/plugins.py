@@ -12,7 +12,7 @@ import importlib
 import importlib.metadata
 import inspect
 import os
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -116,10 +116,13 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 
 
 def _enable_tracing(pm: pluggy.PluginManager) -> None:
-    def before(hook_name: str, impls: list[pluggy.HookImpl], kwargs: dict[str, Any]) -> None:
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
         log.info("hook call", hook=hook_name, plugins=[impl.plugin_name for impl in impls])
 
-    def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    def after(
+        outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl],
+        kwargs: Mapping[str, Any],
+    ) -> None:
         exc = outcome.exception
         if exc is not None:
             log.info("hook raised", hook=hook_name, error=repr(exc))
@@ -231,7 +234,8 @@ class Plugins:
 
     def nav_items(self, site: Any) -> list[Any]:
         by_key = {}
-        for item in self._collect(self.pm.hook.register_nav_items(site=site)):
+        # pluggy calls the last registered plugin first; reverse so later plugins win.
+        for item in self._collect(reversed(self.pm.hook.register_nav_items(site=site))):
             by_key[item.key] = item
         return sorted(by_key.values(), key=lambda item: (item.order, item.label))
 

@@ -233,7 +233,7 @@ def _with_db(settings: Any, url: str) -> Any:
 def test_event_types_must_be_domain_dot_event() -> None:
     assert Event(type="proposal.accepted").type == "proposal.accepted"
     for bad in ("proposal", "Proposal.accepted", "a.b.c", "live.message", "proposal.", ""):
-        with pytest.raises(ValueError, match="domain.event"):
+        with pytest.raises(ValueError, match=r"domain\.event"):
             Event(type=bad)
 
 

@@ -46,6 +46,7 @@ class EventBackbone:
         self.relay: OutboxRelay | None = None
         self.consumers: EventConsumers | None = None
         self.live: LiveFanout | None = None
+        self._closing = False
         db.on_commit(self._after_commit)
 
     @property
@@ -126,6 +127,7 @@ class EventBackbone:
         await self.js.stream_info(self.stream)
 
     async def close(self) -> None:
+        self._closing = True
         if self.relay is not None:
             await self.relay.stop()
             self.relay = None
@@ -146,10 +148,12 @@ class EventBackbone:
             self.embedded = None
 
     async def _on_error(self, exc: Exception) -> None:
-        log.warning("NATS connection error", error=repr(exc))
+        if not self._closing:
+            log.warning("NATS connection error", error=repr(exc))
 
     async def _on_disconnect(self) -> None:
-        log.warning("disconnected from NATS; reconnecting")
+        if not self._closing:
+            log.warning("disconnected from NATS; reconnecting")
 
     async def _on_reconnect(self) -> None:
         log.info("reconnected to NATS")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, select
@@ -119,7 +120,7 @@ class OutboxRelay:
                 await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(done)))
         return len(done)
 
-    async def _publish(self, rows: list) -> list[uuid.UUID]:
+    async def _publish(self, rows: Sequence[Any]) -> list[uuid.UUID]:
         futures = []
         for row in rows:
             futures.append(

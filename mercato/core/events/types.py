@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -58,7 +59,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"{type(payload).__name__} sets no event_type")
         return cls(type=payload.event_type, payload=msgspec.to_builtins(payload), actor_id=actor_id)
 
-    def payload_as(self, payload_type: type[P]) -> P:
+    def payload_as(self, payload_type: builtins.type[P]) -> P:
         """Decode the payload into its typed Struct."""
         return msgspec.convert(self.payload, payload_type, strict=False)
 
