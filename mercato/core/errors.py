@@ -6,6 +6,7 @@ request id and answered with a generic 500 that quotes the id, never a stack tra
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,7 @@ def exception_handlers(site: Site) -> dict[Any, Any]:
 
     def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
         errors = [
-            {"field": item.get("key"), "source": item.get("source"), "message": item.get("message")}
+            {"field": _field_of(item), "source": item.get("source"), "message": item.get("message")}
             for item in (exc.extra if isinstance(exc.extra, list) else [])
             if isinstance(item, dict)
         ]
@@ -113,6 +114,20 @@ def exception_handlers(site: Site) -> dict[Any, Any]:
         return respond(request, body)
 
     return {ValidationException: on_validation, HTTPException: on_http, Exception: on_unexpected}
+
+
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+_AT_PATH = re.compile(r"- at `\$\.([^`]+)`")
+
+
+def _field_of(item: dict[str, Any]) -> Any:
+    """The offending field: msgspec names it in the message when the key is the whole body."""
+    message = str(item.get("message") or "")
+    for pattern in (_MISSING_FIELD, _AT_PATH):
+        found = pattern.search(message)
+        if found:
+            return found.group(1)
+    return item.get("key")
 
 
 def _validation_detail(exc: ValidationException) -> str:

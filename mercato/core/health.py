@@ -11,6 +11,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from mercato import hookimpl
 from mercato.core.site import Site
@@ -46,7 +47,14 @@ def health() -> Health:
 async def ready(site: NamedDependency[Site]) -> Response[Readiness]:
     async def database() -> None:
         async with site.db.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            try:
+                applied = set((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
+            except DBAPIError:
+                applied = set()
+        expected = site.migration_heads()
+        if applied != expected:
+            missing = ", ".join(sorted(expected - applied))
+            raise RuntimeError(f"migrations pending ({missing}): run `mercato db upgrade`")
 
     checks = {}
     for name, probe in (("database", database), ("events", site.events.check)):
@@ -63,5 +71,5 @@ async def ready(site: NamedDependency[Site]) -> Response[Readiness]:
 
 
 @hookimpl
-def register_routes(site: NamedDependency[Site]) -> list[Any]:
+def register_routes(site: Site) -> list[Any]:
     return [health, ready]

@@ -45,10 +45,13 @@ def owned_tables(site: Site) -> list[Table]:
     return list(tables.values())
 
 
-def alembic_config(site: Site, *, stdout: Any = None) -> Config:
+def alembic_config(site: Site, *, stdout: Any = None, extra_location: str | None = None) -> Config:
     cfg = Config(stdout=stdout or io.StringIO())
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     locations = [str(CORE_VERSIONS), *(str(Path(p)) for p in site.plugins.migrations(site))]
+    if extra_location:
+        Path(extra_location).mkdir(parents=True, exist_ok=True)
+        locations.append(str(Path(extra_location).resolve()))
     cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", os.pathsep.join(dict.fromkeys(locations)))
     cfg.attributes["site"] = site
@@ -78,7 +81,7 @@ def revision(
     new_branch: bool = False, version_path: str | None = None,
 ) -> Any:
     """Create a revision on the core branch, or on ``plugin``'s branch."""
-    cfg = alembic_config(site, stdout=io.StringIO())
+    cfg = alembic_config(site, stdout=io.StringIO(), extra_location=version_path)
     label = plugin or CORE_BRANCH
     if plugin:
         cfg.attributes["only_tables"] = {

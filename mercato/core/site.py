@@ -3,6 +3,7 @@ marketplace in one process. Hooks receive it as ``site``."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ class Site:
         self.events = EventBackbone(settings, self.db)
         self.templates = Templates(self)
         self.started = False
+        self._migration_heads: frozenset[str] | None = None
 
     @property
     def name(self) -> str:
@@ -42,6 +44,14 @@ class Site:
     def plugin_settings(self, plugin_id: str) -> Any:
         """The validated ``[plugins.<plugin_id>]`` Struct (see ``register_settings``)."""
         return self.plugins.settings_for(plugin_id)
+
+    def migration_heads(self) -> frozenset[str]:
+        """The revisions a fully migrated database is at (core and plugin branches)."""
+        if self._migration_heads is None:
+            from mercato.core import migrate
+
+            self._migration_heads = frozenset(migrate.heads(self))
+        return self._migration_heads
 
     def static_dirs(self) -> list[Path]:
         """Static folders in precedence order: site → plugins → theme → default theme."""
@@ -56,6 +66,7 @@ class Site:
         if background is None:
             background = self.settings.worker.in_web
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.migration_heads)  # parse revision files once, off the request path
         await self.events.connect()
         if background:
             await self.events.start_background(self.plugins.event_handlers(self))

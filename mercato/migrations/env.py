@@ -12,7 +12,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from mercato.core.db import Base, Database
+from mercato.core.db import Base, Database, UTCDateTime
 from mercato.core.migrate import owned_tables
 
 config = context.config
@@ -30,11 +30,19 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     return True
 
 
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Write plain SQLAlchemy types into revisions, so they never import mercato's code."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         include_object=include_object,
+        render_item=render_item,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         version_table="alembic_version",

@@ -152,3 +152,16 @@ async def test_missing_page_renders_themed_404(client: Any) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
     assert "404" in response.text
+
+
+async def test_ready_is_503_when_migrations_are_pending(make_settings: Any, databases: Any) -> None:
+    from tests.conftest import _with_database
+
+    settings = _with_database(make_settings(), await databases.create_empty())
+    async with AsyncTestClient(create_app(settings)) as client:
+        response = await client.get("/ready")
+    await _drop_stream(settings)
+    assert response.status_code == 503
+    check = response.json()["checks"]["database"]
+    assert check["ok"] is False
+    assert "mercato db upgrade" in check["error"]

@@ -18,5 +18,5 @@ async def home(request: Request[Any, Any, Any], site: NamedDependency[Site]) -> 
 
 
 @hookimpl
-def register_routes(site: NamedDependency[Site]) -> list[Any]:
+def register_routes(site: Site) -> list[Any]:
     return [home]
