@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import signal
 import sys
@@ -72,8 +73,9 @@ class MercatoGroup(click.Group):
             try:
                 settings = load_settings(ctx.params.get("site_dir") or ".")
                 pm = build_plugin_manager(settings)
-            except (ConfigError, PluginError):
-                pm = None  # the command itself reports the problem when it loads the site
+            except (ConfigError, PluginError) as exc:
+                pm = None  # built-in commands report it themselves when they load the site
+                ctx.meta["plugin_error"] = exc
             if pm is not None:
                 for result in pm.hook.register_commands():
                     for command in result or ():
@@ -90,6 +92,10 @@ class MercatoGroup(click.Group):
         command = super().get_command(ctx, cmd_name)
         if command is None:
             command = self._plugin_commands(ctx).get(cmd_name)
+            error = ctx.meta.get("plugin_error")
+            if command is None and error is not None:
+                fail(f"{error} (plugin commands are unavailable until this is fixed)",
+                     EXIT_CONFIG if isinstance(error, ConfigError) else EXIT_FAILURE)
         return command
 
 
@@ -137,7 +143,7 @@ def init(directory: str, force: bool, name: str) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Interface to bind (default from [server]).")
-@click.option("--port", default=None, type=int, help="Port (default from [server]).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port (default from [server]).")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Web worker processes (default from [server]).")
 @click.option("--reload", is_flag=True, help="Restart when code changes (development).")
@@ -150,7 +156,8 @@ def run(obj: SiteContext, host: str | None, port: int | None, workers: int | Non
     from mercato.core.server import serve
 
     settings = obj.settings
-    serve(obj, settings, host=host or settings.server.host, port=port or settings.server.port,
+    serve(obj, settings, host=host or settings.server.host,
+          port=settings.server.port if port is None else port,
           workers=workers or settings.server.workers, reload=reload, migrate=migrate)
 
 
@@ -162,6 +169,9 @@ def demo(host: str, port: int) -> None:
     from mercato.core.server import serve
     from mercato.core.sitefolder import write_config
 
+    # A throw-away site: settings from this shell (MERCATO_DATABASE__URL…) must not leak in.
+    for key in [k for k in os.environ if k.startswith("MERCATO_") and "__" in k]:
+        del os.environ[key]
     folder = Path(tempfile.mkdtemp(prefix="mercato-demo-"))
     try:
         write_config(folder, name="mercato demo")
@@ -175,7 +185,7 @@ def demo(host: str, port: int) -> None:
 @cli.command()
 @pass_site
 def worker(obj: SiteContext) -> None:
-    """Run the outbox relay, event consumers and timers, without HTTP."""
+    """Run background work without HTTP: the outbox relay and the event consumers."""
     from mercato.core.logging import configure_logging
 
     settings = obj.settings
@@ -229,7 +239,7 @@ def _database_errors() -> Iterator[None]:
 
     try:
         yield
-    except CommandError as exc:
+    except (CommandError, ValueError) as exc:
         fail(str(exc))
     except (OperationalError, OSError) as exc:
         fail(f"cannot use the database: {exc}. Check `[database] url` in mercato.toml")

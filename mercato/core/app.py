@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import mercato
 from mercato.core.errors import exception_handlers
-from mercato.core.requestid import request_id_middleware
+from mercato.core.requestid import request_id_middleware, stamp_request_id
 from mercato.core.settings import Settings, load_settings
 from mercato.core.site import Site
 
@@ -46,6 +46,7 @@ class MercatoCore(InitPluginProtocol):
                                        name="swagger-assets")
         )
         app_config.middleware.insert(0, request_id_middleware)
+        app_config.before_send.append(stamp_request_id)
         app_config.exception_handlers.update(exception_handlers(site))
         app_config.dependencies.update(
             {"site": Provide(lambda: site, sync_to_thread=False),

@@ -51,10 +51,9 @@ async def ready(site: NamedDependency[Site]) -> Response[Readiness]:
                 applied = set((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
             except DBAPIError:
                 applied = set()
-        expected = site.migration_heads()
-        if applied != expected:
-            missing = ", ".join(sorted(expected - applied))
-            raise RuntimeError(f"migrations pending ({missing}): run `mercato db upgrade`")
+        missing = site.pending_migrations(applied)
+        if missing:
+            raise RuntimeError(f"migrations pending ({', '.join(missing)}): run `mercato db upgrade`")
 
     checks = {}
     for name, probe in (("database", database), ("events", site.events.check)):

@@ -3,8 +3,9 @@
 
 A plugin is a module (or object) whose functions are marked with
 :data:`mercato.hookimpl` and named after a spec below. Implementations may accept any
-subset of a spec's arguments, by name. A hook may return its value or an awaitable of it;
-mercato awaits it. ``firstresult`` hooks must return plainly (no ``async def``).
+subset of a spec's arguments, by name. ``on_startup``, ``on_shutdown`` and
+``extra_template_vars`` may be ``async def`` (mercato awaits what they return); every other
+hook runs while the app is assembled and must return its value plainly.
 
 Families: ``register_*`` collect one list from every plugin; ``on_*`` are lifecycle
 notifications; ``extra_template_vars`` and ``prepare_jinja_env`` extend the theme.

@@ -76,6 +76,12 @@ def heads(site: Site) -> list[str]:
     return list(ScriptDirectory.from_config(alembic_config(site)).get_heads())
 
 
+def revisions(site: Site) -> list[str]:
+    """Every revision id the code knows, on every branch."""
+    scripts = ScriptDirectory.from_config(alembic_config(site))
+    return [script.revision for script in scripts.walk_revisions()]
+
+
 def revision(
     site: Site, message: str, *, plugin: str | None = None, autogenerate: bool = False,
     new_branch: bool = False, version_path: str | None = None,
@@ -83,11 +89,7 @@ def revision(
     """Create a revision on the core branch, or on ``plugin``'s branch."""
     cfg = alembic_config(site, stdout=io.StringIO(), extra_location=version_path)
     label = plugin or CORE_BRANCH
-    if plugin:
-        cfg.attributes["only_tables"] = {
-            m.__table__.name for m in site.plugins.models(site)
-            if _plugin_of(site, m) == plugin
-        }
+    cfg.attributes["only_tables"] = branch_tables(site, plugin)
     kwargs: dict[str, Any] = {"message": message, "autogenerate": autogenerate}
     if new_branch:
         kwargs.update(head="base", branch_label=label, version_path=version_path)
@@ -96,12 +98,19 @@ def revision(
     return command.revision(cfg, **kwargs)
 
 
-def _plugin_of(site: Site, model: type[Any]) -> str | None:
-    for name, plugin in site.plugins.pm.list_name_plugin():
-        module = getattr(plugin, "__name__", "")
-        if module and model.__module__.startswith(module):
-            return name
-    return None
+def branch_tables(site: Site, plugin: str | None) -> set[str]:
+    """Tables whose migrations live on ``plugin``'s branch, or (``None``) the core branch:
+    the kernel's and those of models defined in ``mercato.core``."""
+    pm = site.plugins.pm
+    if plugin is None:
+        models = [*kernel_models(), *site.plugins.models(site)]
+        return {m.__table__.name for m in models if m.__module__.startswith("mercato.core.")}
+    owner = pm.get_plugin(plugin)
+    if owner is None:
+        raise ValueError(f"no plugin `{plugin}` is loaded (see `mercato plugins`)")
+    others = [p for _, p in pm.list_name_plugin() if p is not None and p is not owner]
+    results = pm.subset_hook_caller("register_models", remove_plugins=others)(site=site)
+    return {m.__table__.name for result in results for m in (result or ())}
 
 
 async def upgrade_async(site: Site, revision: str = "heads") -> None:

@@ -98,8 +98,15 @@ def _import_plugin(plugin_id: str, module_name: str) -> ModuleType:
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+        if pm.is_blocked(ep.name):
             continue
+        if pm.has_plugin(ep.name):
+            dist = f" ({ep.dist.name})" if ep.dist else ""
+            raise PluginError(
+                f"plugin id `{ep.name}`{dist} is already taken by another plugin: give the "
+                "entry point its own name (to replace a built-in, also add the built-in's id "
+                "to `[plugins] disabled`)"
+            )
         try:
             plugin = ep.load()
         except Exception as exc:

@@ -22,6 +22,16 @@ def request_id_of(request: Request[Any, Any, Any]) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 
+async def stamp_request_id(message: Message, scope: Scope) -> None:
+    """``before_send`` hook: responses Litestar answers without reaching a route (404, 405)
+    bypass route middleware, so the header is also set here."""
+    if message["type"] == "http.response.start":
+        headers = MutableScopeHeaders.from_message(message)
+        if HEADER not in headers:
+            state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+            headers[HEADER] = state.setdefault("request_id", uuid.uuid4().hex)
+
+
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

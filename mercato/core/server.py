@@ -24,6 +24,9 @@ def serve(
     from mercato.core import migrate as migrations
 
     configure_logging(settings.logging.level, settings.logging.format)
+    if not settings.worker.in_web and not settings.events.nats_url:
+        fail("`[worker] in_web = false` leaves background work to `mercato worker`, which needs a "
+             "shared NATS: set `[events] nats_url`, or set in_web = true", 2)
     site = obj.site(settings)  # loads plugins and validates config before anything starts
     if migrate is None:
         migrate = site.db.sqlite

@@ -14,7 +14,7 @@ import secrets
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -91,8 +91,8 @@ class ServerSettings(_Section):
     """``[server]``: defaults for ``mercato run``."""
 
     host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    workers: Annotated[int, msgspec.Meta(ge=1)] = 1
 
 
 class WorkerSettings(_Section):
@@ -105,8 +105,8 @@ class WorkerSettings(_Section):
 class LoggingSettings(_Section):
     """``[logging]``."""
 
-    level: str = "INFO"
-    format: str = "auto"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["console", "json", "auto"] = "auto"
     """``console``, ``json``, or ``auto`` (console on a terminal, JSON otherwise)."""
 
 
@@ -157,7 +157,10 @@ class Settings(_Section):
             return path.read_text().strip()
         self.data_path.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker won the race: use its key
+            return path.read_text().strip()
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
@@ -202,7 +205,7 @@ def load_settings(
     if overrides:
         _deep_merge(raw, overrides)
 
-    raw = _split_plugin_tables(raw, source)
+    raw = _split_plugin_tables(raw, source, env_sources)
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -212,12 +215,15 @@ def load_settings(
 
 
 def _parse_env_value(value: str) -> Any:
-    """Environment values are TOML values when they parse as one (``8080``, ``true``,
-    ``["a", "b"]``), else plain strings, so ``MERCATO_SITE__NAME=My shop`` needs no quotes."""
-    try:
-        return tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        return value
+    """Environment values stay strings (converted to the key's type: ``8080``, ``true``),
+    except TOML arrays and inline tables (``["a", "b"]``, ``{ a = 1 }``). So a string key
+    keeps its text as is, even ``MERCATO_SITE__SECRET_KEY=123456``."""
+    if value.lstrip().startswith(("[", "{")):
+        try:
+            return tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            return value
+    return value
 
 
 def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -240,7 +246,17 @@ def _deep_merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
             target[key] = value
 
 
-def _split_plugin_tables(raw: dict[str, Any], source: str) -> dict[str, Any]:
+def _origin(path: tuple[str, ...], source: str, env_sources: dict[tuple[str, ...], str]) -> str:
+    """The environment variable that set ``path`` (or something under it), else the file."""
+    for env_path, name in env_sources.items():
+        if env_path[: len(path)] == path:
+            return name
+    return source
+
+
+def _split_plugin_tables(
+    raw: dict[str, Any], source: str, env_sources: dict[tuple[str, ...], str]
+) -> dict[str, Any]:
     plugins = raw.get("plugins")
     if not isinstance(plugins, dict):
         return raw
@@ -253,8 +269,8 @@ def _split_plugin_tables(raw: dict[str, Any], source: str) -> dict[str, Any]:
             section["config"][key] = value
         else:
             raise ConfigError(
-                f"{source}: unknown key `plugins.{key}` (plugin settings go in a "
-                f"`[plugins.{key}]` table)"
+                f"{_origin(('plugins', key), source, env_sources)}: unknown key `plugins.{key}` "
+                f"(plugin settings go in a `[plugins.{key}]` table)"
             )
     return {**raw, "plugins": section}
 
@@ -273,11 +289,9 @@ def _describe_validation_error(
     unknown = _UNKNOWN.search(message)
     if unknown:
         key = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
-        origin = env_sources.get(tuple(key.split(".")))
-        return f"{origin or source}: unknown key `{key}`"
+        return f"{_origin(tuple(key.split('.')), source, env_sources)}: unknown key `{key}`"
     reason = message.split(" - at ")[0]
-    origin = env_sources.get(tuple(path.split(".")))
-    return f"{origin or source}: `{path}`: {reason}"
+    return f"{_origin(tuple(path.split('.')), source, env_sources)}: `{path}`: {reason}"
 
 
 def plugin_config_error(plugin_id: str, exc: msgspec.ValidationError, source: str) -> ConfigError:

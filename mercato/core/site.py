@@ -36,6 +36,7 @@ class Site:
         self.templates = Templates(self)
         self.started = False
         self._migration_heads: frozenset[str] | None = None
+        self._known_revisions: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -51,7 +52,16 @@ class Site:
             from mercato.core import migrate
 
             self._migration_heads = frozenset(migrate.heads(self))
+            self._known_revisions = frozenset(migrate.revisions(self))
         return self._migration_heads
+
+    def pending_migrations(self, applied: set[str]) -> list[str]:
+        """Heads this code expects that the database lacks. A database *ahead* of this code
+        (a revision we do not know, as during a rolling deploy) counts as up to date."""
+        heads = self.migration_heads()
+        if applied - self._known_revisions:
+            return []
+        return sorted(heads - applied)
 
     def static_dirs(self) -> list[Path]:
         """Static folders in precedence order: site → plugins → theme → default theme."""

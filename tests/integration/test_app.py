@@ -165,3 +165,21 @@ async def test_ready_is_503_when_migrations_are_pending(make_settings: Any, data
     check = response.json()["checks"]["database"]
     assert check["ok"] is False
     assert "mercato db upgrade" in check["error"]
+
+
+async def test_unrouted_responses_carry_a_request_id(client: Any) -> None:
+    response = await client.get("/api/v1/nothing-here", headers={"X-Request-ID": "abc-12345678"})
+    assert response.status_code == 404
+    assert len(response.headers["x-request-id"]) >= 8
+    wrong_method = await client.post("/health")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["x-request-id"]
+
+
+async def test_database_ahead_of_this_code_counts_as_ready(migrated_settings: Any) -> None:
+    site = Site(migrated_settings)
+    heads = site.migration_heads()
+    assert site.pending_migrations(set(heads)) == []
+    assert site.pending_migrations(set()) == sorted(heads)
+    assert site.pending_migrations({"a_newer_revision_from_a_rolling_deploy"}) == []
+    await site.db.dispose()

@@ -245,3 +245,23 @@ def test_handler_ids_are_checked() -> None:
         EventHandler(id="has.dot", events=("a.b",), handle=handle)
     with pytest.raises(ValueError, match="no events"):
         EventHandler(id="ok", events=(), handle=handle)
+
+
+async def test_web_process_without_relay_wakes_the_workers_relay(
+    sites: Any, migrated_settings: Any, make_settings: Any
+) -> None:
+    import msgspec
+
+    # A long sweep: only the wake-up message can explain a quick delivery.
+    slow = msgspec.structs.replace(
+        migrated_settings,
+        events=msgspec.structs.replace(migrated_settings.events, relay_sweep_seconds=60.0),
+    )
+    recorder = Recorder(("woken", ("test.happened",), None))
+    worker = await start_with(sites, slow, recorder)
+    web = await sites.start(slow, background=False)
+    await asyncio.sleep(0.3)  # let the worker's first sweep pass
+    [event_id] = await emit_events(web, 1)
+    await wait_for(lambda: event_id in recorder.calls["woken"], timeout=5)
+    assert worker.events.relay is not None
+    assert web.events.relay is None

@@ -192,3 +192,13 @@ def test_trace_plugins_logs_hook_calls(
     with caplog.at_level(logging.INFO):
         site.plugins.routes(site)
     assert any("register_routes" in record.getMessage() for record in caplog.records)
+
+
+def test_entry_point_clashing_with_a_builtin_id_is_an_error(
+    make_settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_entry_point(tmp_path, monkeypatch, "health", "mercato_health2", "")
+    with pytest.raises(PluginError, match="`health`.*already taken"):
+        build_plugin_manager(make_settings(plugins={"load_entry_points": True}))
+    pm = build_plugin_manager(make_settings(plugins={"load_entry_points": True, "disabled": ["health"]}))
+    assert not pm.has_plugin("health")

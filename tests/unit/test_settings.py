@@ -82,7 +82,7 @@ def test_invalid_toml_is_reported(tmp_path: Path) -> None:
 def test_plugin_tables_are_kept_for_their_plugin(tmp_path: Path) -> None:
     write(tmp_path, '[plugins]\ndisabled = []\n[plugins.hello]\ngreeting = "Hi"\n')
     settings = load_settings(tmp_path, environ={"MERCATO_PLUGINS__HELLO__LOUD": "true"})
-    assert settings.plugins.config == {"hello": {"greeting": "Hi", "loud": True}}
+    assert settings.plugins.config == {"hello": {"greeting": "Hi", "loud": "true"}}
 
 
 def test_plain_value_under_plugins_is_rejected_with_a_hint(tmp_path: Path) -> None:
@@ -97,3 +97,26 @@ def test_generated_secret_key_is_kept(tmp_path: Path) -> None:
     assert len(key) >= 40
     assert load_settings(tmp_path, environ={}).secret_key() == key
     assert (tmp_path / "data" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_string_keys_keep_their_text_from_the_environment(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, environ={"MERCATO_SITE__SECRET_KEY": "123456",
+                                                "MERCATO_SITE__NAME": "true"})
+    assert settings.site.secret_key == "123456"
+    assert settings.site.name == "true"
+
+
+def test_unknown_environment_section_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="^MERCATO_FOO__BAR: unknown key `foo`"):
+        load_settings(tmp_path, environ={"MERCATO_FOO__BAR": "1"})
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [('[logging]\nlevel = "LOUD"\n', "logging.level"), ('[logging]\nformat = "xml"\n', "logging.format"),
+     ("[server]\nworkers = 0\n", "server.workers"), ("[server]\nport = 70000\n", "server.port")],
+)
+def test_out_of_range_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    write(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"`{key}`"):
+        load_settings(tmp_path, environ={})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -47,6 +48,8 @@ class EventBackbone:
         self.consumers: EventConsumers | None = None
         self.live: LiveFanout | None = None
         self._closing = False
+        self._pending: set[asyncio.Task[None]] = set()
+        self._wake_subscription: Any = None
         db.on_commit(self._after_commit)
 
     @property
@@ -57,9 +60,21 @@ class EventBackbone:
     def prefix(self) -> str:
         return self.settings.events.subject_prefix
 
+    @property
+    def wake_subject(self) -> str:
+        """Plain NATS subject (not in the stream) that wakes relays in worker processes."""
+        return f"{self.prefix}.internal.outbox.wake"
+
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop(OUTBOX_DIRTY, False) and self.relay is not None:
+        if not session.info.pop(OUTBOX_DIRTY, False):
+            return
+        if self.relay is not None:
             self.relay.wake()
+        elif self.nc is not None and self.nc.is_connected:
+            # No relay here (`[worker] in_web = false`): nudge the workers' relays.
+            task = asyncio.get_running_loop().create_task(self.nc.publish(self.wake_subject))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def connect(self) -> None:
         """Connect (starting the embedded server when no URL is set) and ensure the stream."""
@@ -67,9 +82,10 @@ class EventBackbone:
         if not url:
             self.embedded = EmbeddedNats(self.settings.data_path / "nats")
             url = await asyncio.to_thread(self.embedded.start)
+        servers = [part.strip() for part in url.split(",") if part.strip()]
         try:
             self.nc = await nats.connect(
-                url, name=f"mercato:{self.settings.site.name}", connect_timeout=3,
+                servers=servers, name=f"mercato:{self.settings.site.name}", connect_timeout=3,
                 max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                 error_cb=self._on_error, disconnected_cb=self._on_disconnect,
                 reconnected_cb=self._on_reconnect,
@@ -116,9 +132,16 @@ class EventBackbone:
         self.relay = OutboxRelay(
             self.db, self.nc, self.js, stream=self.stream, prefix=self.prefix,
             batch_size=events.relay_batch_size, sweep_seconds=events.relay_sweep_seconds,
+            keep_markers_days=events.stream_max_age_days + 1,
         )
         self.relay.start()
         self.relay.wake()
+        relay = self.relay
+
+        async def on_wake(_msg: Any) -> None:
+            relay.wake()
+
+        self._wake_subscription = await self.nc.subscribe(self.wake_subject, cb=on_wake)
 
     async def check(self) -> None:
         """Raise unless NATS is connected and the stream answers (for ``/ready``)."""
@@ -128,6 +151,10 @@ class EventBackbone:
 
     async def close(self) -> None:
         self._closing = True
+        if self._wake_subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._wake_subscription.unsubscribe()
+            self._wake_subscription = None
         if self.relay is not None:
             await self.relay.stop()
             self.relay = None

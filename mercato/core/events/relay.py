@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, select
 
-from mercato.core.events.models import OutboxEvent
+from mercato.core.db import utcnow
+from mercato.core.events.models import OutboxEvent, ProcessedEvent
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("mercato.events.relay")
 
 PUBLISH_TIMEOUT = 5.0
+PRUNE_INTERVAL = 3600.0
 
 
 class OutboxRelay:
@@ -37,7 +41,7 @@ class OutboxRelay:
 
     def __init__(
         self, db: Database, nc: NATS, js: JetStreamContext, *, stream: str, prefix: str,
-        batch_size: int = 500, sweep_seconds: float = 2.0,
+        batch_size: int = 500, sweep_seconds: float = 2.0, keep_markers_days: float = 31.0,
     ) -> None:
         self.db = db
         self.nc = nc
@@ -49,6 +53,8 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+        self.keep_markers = timedelta(days=keep_markers_days)
+        self._next_prune = 0.0
 
     def wake(self) -> None:
         """Ask the relay to publish now (called after a commit that wrote events)."""
@@ -72,10 +78,22 @@ class OutboxRelay:
             try:
                 while await self.publish_pending() == self.batch_size:
                     pass
+                await self._prune_markers()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay round failed; retrying on the next sweep")
+
+    async def _prune_markers(self) -> None:
+        """Hourly: forget processed-event markers older than anything JetStream still keeps."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL
+        async with self.db.transaction() as session:
+            await session.execute(
+                delete(ProcessedEvent).where(ProcessedEvent.processed_at < utcnow() - self.keep_markers)
+            )
 
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished events; return how many were published."""
