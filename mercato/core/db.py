@@ -33,6 +33,9 @@ NAMING_CONVENTION = {
 }
 
 
+READ_ONLY = "mercato_read_only"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -107,6 +110,12 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=session_class
         )
+        self.read_engine: AsyncEngine = self.engine.execution_options(**{READ_ONLY: True})
+        """Same pool; on SQLite its transactions begin DEFERRED, so readers never queue for
+        the write lock."""
+        self._read_sessionmaker = async_sessionmaker(
+            self.read_engine, expire_on_commit=False, sync_session_class=session_class
+        )
 
     def on_commit(self, callback: Callable[[Session], None]) -> None:
         """Call ``callback(sync_session)`` after every commit of a session of this database."""
@@ -121,6 +130,15 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessionmaker() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only (rolled back at the end; never takes SQLite's write lock)."""
+        async with self._read_sessionmaker() as session:
+            try:
+                yield session
+            finally:
+                await session.rollback()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -140,4 +158,5 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -46,7 +46,7 @@ def health() -> Health:
      responses={503: ResponseSpec(data_container=Readiness, description="A part is not ready")})
 async def ready(site: NamedDependency[Site]) -> Response[Readiness]:
     async def database() -> None:
-        async with site.db.engine.connect() as conn:
+        async with site.db.read_engine.connect() as conn:
             try:
                 applied = set((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
             except DBAPIError:

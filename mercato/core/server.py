@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -45,6 +47,9 @@ def serve(
             fail(str(exc))
     os.environ.update(env)
     click.echo(f"mercato: serving {settings.site.name!r} on http://{host}:{port}/", err=True)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through SystemExit
+    # (instead of dying by the signal) lets the `finally` below stop the embedded NATS.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             "mercato.core.app:app_from_environment", factory=True, host=host, port=port,
@@ -52,6 +57,7 @@ def serve(
             lifespan="on", timeout_graceful_shutdown=10,
         )
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if embedded is not None:
             embedded.stop()
         for key in env:

@@ -559,3 +559,21 @@ def _is_python(process: psutil.Process) -> bool:
         return "python" in process.name().lower() or "python" in " ".join(process.cmdline()).lower()
     except psutil.Error:
         return False
+
+
+@pytest.mark.timeout(60)
+def test_run_stops_cleanly_on_sigterm(tmp_path: Path, servers: list[Server]) -> None:
+    """systemd and container runtimes stop services with SIGTERM."""
+    site = init_site(tmp_path)
+    port = free_port()
+    server = Server(["run", "--port", str(port)], cwd=site, port=port, log=tmp_path / "run.log")
+    servers.append(server)
+    server.wait_healthy()
+    nats = nats_servers(server.children())
+    assert len(nats) == 1
+
+    returncode = server.stop(signal.SIGTERM)
+
+    assert returncode == 0, server.output[-3000:]
+    assert "embedded nats-server stopped" in server.output
+    assert wait_gone(nats, 5) == []

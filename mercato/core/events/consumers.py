@@ -6,7 +6,8 @@ database transaction together with a ``processed_events`` row keyed by (handler 
 id); only after that commit is the message acknowledged. A redelivered event finds its
 marker and is acknowledged without running again: effects happen exactly once. A failing
 handler is logged and retried with back-off up to ``max_deliver`` times; it never stops
-the other handlers.
+the other handlers. Events fetched together are handled in one transaction; when one of
+them fails, the batch is rolled back and handled event by event.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import nats.errors
 import nats.js.errors
 import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mercato.core.events.models import ProcessedEvent
@@ -122,17 +124,56 @@ class EventConsumers:
                             error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 continue
+            batch = []
             for message in messages:
-                await self._deliver(handler, message, name)
+                event = await self._decode(message, name)
+                if event is not None:
+                    batch.append((message, event))
+            if len(batch) > 1 and await self._deliver_batch(handler, batch):
+                continue
+            for message, event in batch:
+                await self._deliver(handler, message, event)
 
-    async def _deliver(self, handler: EventHandler, message: Msg, name: str) -> None:
+    async def _decode(self, message: Msg, name: str) -> Event | None:
         try:
-            event = msgspec.json.decode(message.data, type=Event)
+            return msgspec.json.decode(message.data, type=Event)
         except (msgspec.DecodeError, ValueError) as exc:
             log.error("undecodable event dropped", consumer=name, subject=message.subject,
                       error=str(exc))
             await _quietly(message.term())
-            return
+            return None
+
+    async def _deliver_batch(self, handler: EventHandler, batch: list[tuple[Msg, Event]]) -> bool:
+        """Handle a whole fetch in one transaction (one commit instead of one per event).
+
+        If any event fails, nothing of the batch is committed and ``False`` sends the
+        events down the one-by-one path, which isolates the failing one.
+        """
+        try:
+            async with self.db.sessionmaker() as session, session.begin():
+                ids = [event.id for _, event in batch]
+                done = set(
+                    await session.scalars(
+                        select(ProcessedEvent.event_id).where(
+                            ProcessedEvent.consumer == handler.id, ProcessedEvent.event_id.in_(ids)
+                        )
+                    )
+                )
+                for _, event in batch:
+                    if event.id in done:
+                        continue
+                    done.add(event.id)
+                    await handler.handle(event, session)
+                    session.add(ProcessedEvent(consumer=handler.id, event_id=event.id))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return False
+        for message, _ in batch:
+            await _quietly(message.ack())
+        return True
+
+    async def _deliver(self, handler: EventHandler, message: Msg, event: Event) -> None:
         try:
             async with self.db.sessionmaker() as session, session.begin():
                 done = await session.get(ProcessedEvent, (handler.id, event.id))

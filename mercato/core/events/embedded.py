@@ -63,12 +63,13 @@ class EmbeddedNats:
         self.port = port
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None
+        self._ports_dir: Path | None = None
 
     def start(self, timeout: float = 15.0) -> str:
         """Start the server and return its ``nats://`` URL once it accepts connections."""
         binary = find_nats_server()
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        ports_dir = Path(tempfile.mkdtemp(prefix="mercato-nats-"))
+        ports_dir = self._ports_dir = Path(tempfile.mkdtemp(prefix="mercato-nats-"))
         args = [
             binary, "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir),
             "--ports_file_dir", str(ports_dir), "-l", str(self.store_dir / "nats-server.log"),
@@ -99,10 +100,11 @@ class EmbeddedNats:
                         log.info("embedded nats-server started", url=self.url, pid=self.process.pid)
                         return self.url
                 time.sleep(0.02)
+        except BaseException:
             self.stop()
-            raise EmbeddedNatsError(f"embedded nats-server did not start within {timeout:.0f}s")
-        finally:
-            shutil.rmtree(ports_dir, ignore_errors=True)
+            raise
+        self.stop()
+        raise EmbeddedNatsError(f"embedded nats-server did not start within {timeout:.0f}s")
 
     def _log_tail(self) -> str:
         path = self.store_dir / "nats-server.log"
@@ -127,4 +129,7 @@ class EmbeddedNats:
                 process.wait()
         if process.stderr:
             process.stderr.close()
+        if self._ports_dir is not None:  # nats-server removes its ports file on exit
+            shutil.rmtree(self._ports_dir, ignore_errors=True)
+            self._ports_dir = None
         log.info("embedded nats-server stopped")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError
 
 from mercato.core.db import utcnow
 from mercato.core.events.models import OutboxEvent, ProcessedEvent
@@ -71,18 +72,28 @@ class OutboxRelay:
             self._task = None
 
     async def _run(self) -> None:
+        failures = 0
         while True:
+            # After failures, back off (up to a minute) instead of repeating at once.
+            wait = self.sweep_seconds if not failures else min(self.sweep_seconds * 2**failures, 60.0)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.sweep_seconds)
+                await asyncio.wait_for(self._wakeup.wait(), wait)
             self._wakeup.clear()
             try:
                 while await self.publish_pending() == self.batch_size:
                     pass
                 await self._prune_markers()
+                failures = 0
             except asyncio.CancelledError:
                 raise
+            except DBAPIError as exc:
+                failures += 1
+                if failures == 1:
+                    log.error("outbox relay cannot read the database (is it migrated? run "
+                              "`mercato db upgrade`); retrying", error=str(exc.orig))
             except Exception:
-                log.exception("outbox relay round failed; retrying on the next sweep")
+                failures += 1
+                log.exception("outbox relay round failed; retrying", failures=failures)
 
     async def _prune_markers(self) -> None:
         """Hourly: forget processed-event markers older than anything JetStream still keeps."""
@@ -121,7 +132,7 @@ class OutboxRelay:
         return len(done)
 
     async def _publish_batch_sqlite(self) -> int:
-        async with self.db.sessionmaker() as session:
+        async with self.db.reading() as session:
             rows = (
                 await session.execute(
                     select(OutboxEvent.id, OutboxEvent.type, OutboxEvent.data)
@@ -129,7 +140,6 @@ class OutboxRelay:
                     .limit(self.batch_size)
                 )
             ).all()
-            await session.rollback()
         if not rows:
             return 0
         done = await self._publish(rows)
