@@ -88,13 +88,19 @@ class Databases:
         name = f"mercato_test_{uuid.uuid4().hex[:12]}"
         if not TEST_DATABASE_URL:
             return f"sqlite+aiosqlite:///{self.root / (name + '.db')}"
-        conn = await asyncpg.connect(_asyncpg_dsn(TEST_DATABASE_URL))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
+        await self._admin(f'CREATE DATABASE "{name}"')
         self.created.append(name)
         return str(make_url(TEST_DATABASE_URL).set(database=name).render_as_string(False))
+
+    @staticmethod
+    async def _admin(*statements: str) -> None:
+        """Run statements on the PostgreSQL server's admin connection."""
+        conn = await asyncpg.connect(_asyncpg_dsn(TEST_DATABASE_URL))
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
 
     async def create_migrated(self, settings: Settings) -> str:
         """A database migrated for the plugins ``settings`` loads (template cached per set)."""
@@ -117,23 +123,16 @@ class Databases:
             target = self.root / (name + ".db")
             shutil.copyfile(str(template.database), target)
             return f"sqlite+aiosqlite:///{target}"
-        conn = await asyncpg.connect(_asyncpg_dsn(TEST_DATABASE_URL))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
-        finally:
-            await conn.close()
+        await self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
         self.created.append(name)
         return str(template.set(database=name).render_as_string(False))
 
     async def drop_all(self) -> None:
         if not TEST_DATABASE_URL or not self.created:
             return
-        conn = await asyncpg.connect(_asyncpg_dsn(TEST_DATABASE_URL))
-        try:
-            for name in reversed(self.created):
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await self._admin(
+            *(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in reversed(self.created))
+        )
 
 
 def _with_database(settings: Settings, url: str) -> Settings:
@@ -217,10 +216,7 @@ class SiteFactory:
 
     async def close(self) -> None:
         for site in reversed(self.sites):
-            js = site.events.js
-            stream = site.settings.events.stream
             await site.shutdown()
-            del js, stream
         self.sites.clear()
 
 

@@ -200,7 +200,7 @@ class Plugins:
         """Convert every ``[plugins.<id>]`` table into the Struct its plugin declared."""
         source = str(settings.site_path / CONFIG_FILENAME)
         schemas: dict[str, type[msgspec.Struct]] = {}
-        for declared in self.pm.hook.register_settings():
+        for declared in self._call("register_settings"):
             schemas.update(declared or {})
         disabled = set(settings.plugins.disabled)
         loaded = {name for name, plugin in self.pm.list_name_plugin() if plugin is not None}
@@ -231,32 +231,32 @@ class Plugins:
 
     # -- collected lists --------------------------------------------------
     def routes(self, site: Any) -> list[Any]:
-        return self._collect(self.pm.hook.register_routes(site=site))
+        return self._collect(self._call("register_routes", site=site))
 
     def template_dirs(self, site: Any) -> list[Any]:
-        return self._collect(self.pm.hook.register_template_dirs(site=site))
+        return self._collect(self._call("register_template_dirs", site=site))
 
     def static_dirs(self, site: Any) -> list[Any]:
-        return self._collect(self.pm.hook.register_static_dirs(site=site))
+        return self._collect(self._call("register_static_dirs", site=site))
 
     def nav_items(self, site: Any) -> list[Any]:
         by_key = {}
         # pluggy calls the last registered plugin first; reverse so later plugins win.
-        for item in self._collect(reversed(self.pm.hook.register_nav_items(site=site))):
+        for item in self._collect(reversed(self._call("register_nav_items", site=site))):
             by_key[item.key] = item
         return sorted(by_key.values(), key=lambda item: (item.order, item.label))
 
     def models(self, site: Any) -> list[Any]:
-        return self._collect(self.pm.hook.register_models(site=site))
+        return self._collect(self._call("register_models", site=site))
 
     def migrations(self, site: Any) -> list[Any]:
-        return self._collect(self.pm.hook.register_migrations(site=site))
+        return self._collect(self._call("register_migrations", site=site))
 
     def event_handlers(self, site: Any) -> list[Any]:
-        return self._collect(self.pm.hook.register_event_handlers(site=site))
+        return self._collect(self._call("register_event_handlers", site=site))
 
     def commands(self) -> list[Any]:
-        return self._collect(self.pm.hook.register_commands())
+        return self._collect(self._call("register_commands"))
 
     # -- theme ------------------------------------------------------------
     async def extra_template_vars(
@@ -273,16 +273,48 @@ class Plugins:
         return merged
 
     def prepare_jinja_env(self, site: Any, env: Any) -> None:
-        self.pm.hook.prepare_jinja_env(site=site, env=env)
+        self._call("prepare_jinja_env", site=site, env=env)
 
     # -- lifecycle --------------------------------------------------------
     async def on_startup(self, site: Any) -> None:
-        for result in self.pm.hook.on_startup(site=site):
-            await await_me_maybe(result)
+        for impl in reversed(self.pm.hook.on_startup.get_hookimpls()):
+            try:
+                await await_me_maybe(impl.function(**_arguments(impl, site=site)))
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin `{impl.plugin_name}` failed in `on_startup`: {type(exc).__name__}: {exc}"
+                ) from exc
 
     async def on_shutdown(self, site: Any) -> None:
-        for result in self.pm.hook.on_shutdown(site=site):
+        for impl in reversed(self.pm.hook.on_shutdown.get_hookimpls()):
             try:
-                await await_me_maybe(result)
-            except Exception:
-                log.exception("on_shutdown hook failed")
+                await await_me_maybe(impl.function(**_arguments(impl, site=site)))
+            except Exception:  # one failing plugin must not keep the others from cleaning up
+                log.exception("on_shutdown hook failed", plugin=impl.plugin_name)
+
+    def _call(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call a hook; an exception becomes a :class:`PluginError` naming the plugin."""
+        caller = getattr(self.pm.hook, hook_name)
+        try:
+            return list(caller(**kwargs))
+        except Exception as exc:
+            raise PluginError(
+                f"plugin `{_culprit(caller, exc)}` failed in `{hook_name}`: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _arguments(impl: pluggy.HookImpl, **available: Any) -> dict[str, Any]:
+    return {name: available[name] for name in impl.argnames}
+
+
+def _culprit(caller: Any, exc: BaseException) -> str:
+    """The plugin whose implementation is deepest in the traceback."""
+    codes = {getattr(impl.function, "__code__", None): impl.plugin_name
+             for impl in caller.get_hookimpls()}
+    culprit = "?"
+    tb = exc.__traceback__
+    while tb is not None:
+        culprit = codes.get(tb.tb_frame.f_code, culprit)
+        tb = tb.tb_next
+    return culprit

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 import click
 import uvicorn
 
+from mercato.core.app import create_app
 from mercato.core.events.embedded import EmbeddedNats, EmbeddedNatsError
 from mercato.core.logging import configure_logging
+from mercato.core.plugins import PluginError
 
 if TYPE_CHECKING:
     from mercato.core.settings import Settings
@@ -30,6 +32,10 @@ def serve(
         fail("`[worker] in_web = false` leaves background work to `mercato worker`, which needs a "
              "shared NATS: set `[events] nats_url`, or set in_web = true", 2)
     site = obj.site(settings)  # loads plugins and validates config before anything starts
+    try:
+        create_app(site=site)  # assembles routes once, so a plugin's mistake is reported here
+    except PluginError as exc:
+        fail(str(exc))
     if migrate is None:
         migrate = site.db.sqlite
     if migrate:

@@ -202,3 +202,44 @@ def test_entry_point_clashing_with_a_builtin_id_is_an_error(
         build_plugin_manager(make_settings(plugins={"load_entry_points": True}))
     pm = build_plugin_manager(make_settings(plugins={"load_entry_points": True, "disabled": ["health"]}))
     assert not pm.has_plugin("health")
+
+
+def test_a_hook_that_raises_is_reported_with_its_plugin(make_settings: Any) -> None:
+    class Faulty:
+        @hookimpl
+        def register_routes(self, site: Any) -> list[Any]:
+            return [1 / 0]
+
+    settings = make_settings()
+    site = Site(settings, pm=build_plugin_manager(settings, extra=[("faulty", Faulty())]))
+    with pytest.raises(PluginError, match=r"plugin `faulty` failed in `register_routes`: ZeroDivisionError"):
+        site.plugins.routes(site)
+
+
+async def test_failing_startup_names_the_plugin_and_shutdown_failures_are_isolated(
+    make_settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    cleaned: list[str] = []
+
+    class Fragile:
+        @hookimpl
+        async def on_startup(self, site: Any) -> None:
+            raise RuntimeError("no licence key")
+
+        @hookimpl
+        def on_shutdown(self, site: Any) -> None:
+            raise RuntimeError("already gone")
+
+    class Tidy:
+        @hookimpl
+        def on_shutdown(self) -> None:
+            cleaned.append("tidy")
+
+    settings = make_settings()
+    pm = build_plugin_manager(settings, extra=[("tidy", Tidy()), ("fragile", Fragile())])
+    site = Site(settings, pm=pm)
+    with pytest.raises(PluginError, match="`fragile` failed in `on_startup`: RuntimeError: no licence"):
+        await site.plugins.on_startup(site)
+    await site.plugins.on_shutdown(site)
+    assert cleaned == ["tidy"]
+    assert "on_shutdown hook failed" in caplog.text
