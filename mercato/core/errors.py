@@ -25,6 +25,10 @@ log = structlog.get_logger("mercato.errors")
 
 PROBLEM_JSON = "application/problem+json"
 JSON_PREFIXES = ("/api/", "/schema", "/health", "/ready")
+PAGE_HINTS = {
+    404: "We couldn't find that page. It may have moved, or the address may be mistyped.",
+    405: "That page can't be used this way.",
+}
 
 
 def wants_html(request: Request[Any, Any, Any]) -> bool:
@@ -62,8 +66,9 @@ class ErrorPage(Response[Any]):
         site, body, headers = self.site, self.body, dict(self.headers)
 
         async def asgi(scope: Any, receive: Any, send: Any) -> None:
+            detail = body.get("detail") or PAGE_HINTS.get(body["status"])
             context = {"status_code": body["status"], "title": body["title"],
-                       "detail": body.get("detail"), "request_id": body.get("request_id")}
+                       "detail": detail, "request_id": body.get("request_id")}
             try:
                 context = await site.templates.context(request, "error.html", context)
                 html = site.templates.env.get_template("error.html").render(context)
