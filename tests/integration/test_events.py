@@ -308,3 +308,14 @@ async def test_sqlite_readers_do_not_wait_for_a_writer(migrated_settings: Any) -
         assert count == 0  # the uncommitted row is invisible, and the read did not block
     finally:
         await site.db.dispose()
+
+
+async def test_nats_url_may_list_several_cluster_servers(
+    sites: Any, make_settings: Any, databases: Any, nats_url: str
+) -> None:
+    settings = make_settings(events={"nats_url": f"nats://127.0.0.1:9, {nats_url}"})
+    settings = _with_db(settings, await databases.create_migrated(settings))
+    recorder = Recorder(("clustered", ("test.happened",), None))
+    site = await start_with(sites, settings, recorder)
+    [event_id] = await emit_events(site, 1)
+    await wait_for(lambda: event_id in recorder.calls["clustered"])
