@@ -6,10 +6,14 @@ from typing import Any
 
 import pytest
 from litestar import get
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato import create_app, hookimpl
+from mercato.core.events import OutboxEvent
 from mercato.core.plugins import build_plugin_manager
 from mercato.core.site import Site
 
@@ -31,7 +35,12 @@ class Crashy:
         def boom_page() -> str:
             raise RuntimeError("secret internal detail")
 
-        return [boom, square, boom_page]
+        @get("/api/v1/outbox-size")
+        async def outbox_size(db_session: NamedDependency[AsyncSession]) -> dict[str, int]:
+            count = await db_session.scalar(select(func.count()).select_from(OutboxEvent))
+            return {"size": int(count or 0)}
+
+        return [boom, square, boom_page, outbox_size]
 
 
 @pytest.fixture
@@ -183,3 +192,9 @@ async def test_database_ahead_of_this_code_counts_as_ready(migrated_settings: An
     assert site.pending_migrations(set()) == sorted(heads)
     assert site.pending_migrations({"a_newer_revision_from_a_rolling_deploy"}) == []
     await site.db.dispose()
+
+
+async def test_routes_can_ask_for_a_database_session(client: Any) -> None:
+    response = await client.get("/api/v1/outbox-size")
+    assert response.status_code == 200
+    assert response.json() == {"size": 0}
