@@ -73,13 +73,13 @@ def current(site: Site) -> str:
 
 
 def heads(site: Site) -> list[str]:
-    return list(ScriptDirectory.from_config(alembic_config(site)).get_heads())
+    return revision_graph(site)[0]
 
 
-def revisions(site: Site) -> list[str]:
-    """Every revision id the code knows, on every branch."""
+def revision_graph(site: Site) -> tuple[list[str], list[str]]:
+    """The heads, and every revision id the code knows, on every branch (one parse)."""
     scripts = ScriptDirectory.from_config(alembic_config(site))
-    return [script.revision for script in scripts.walk_revisions()]
+    return list(scripts.get_heads()), [script.revision for script in scripts.walk_revisions()]
 
 
 def revision(

@@ -279,7 +279,7 @@ class Plugins:
     async def on_startup(self, site: Any) -> None:
         for impl in reversed(self.pm.hook.on_startup.get_hookimpls()):
             try:
-                await await_me_maybe(impl.function(**_arguments(impl, site=site)))
+                await _run_impl(impl, site=site)
             except Exception as exc:
                 raise PluginError(
                     f"plugin `{impl.plugin_name}` failed in `on_startup`: {type(exc).__name__}: {exc}"
@@ -288,7 +288,7 @@ class Plugins:
     async def on_shutdown(self, site: Any) -> None:
         for impl in reversed(self.pm.hook.on_shutdown.get_hookimpls()):
             try:
-                await await_me_maybe(impl.function(**_arguments(impl, site=site)))
+                await _run_impl(impl, site=site)
             except Exception:  # one failing plugin must not keep the others from cleaning up
                 log.exception("on_shutdown hook failed", plugin=impl.plugin_name)
 
@@ -304,8 +304,9 @@ class Plugins:
             ) from exc
 
 
-def _arguments(impl: pluggy.HookImpl, **available: Any) -> dict[str, Any]:
-    return {name: available[name] for name in impl.argnames}
+async def _run_impl(impl: pluggy.HookImpl, **available: Any) -> None:
+    """Call one implementation with the arguments it asks for, awaiting it if async."""
+    await await_me_maybe(impl.function(**{name: available[name] for name in impl.argnames}))
 
 
 def _culprit(caller: Any, exc: BaseException) -> str:

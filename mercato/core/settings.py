@@ -218,12 +218,12 @@ def _parse_env_value(value: str) -> Any:
     """Environment values stay strings (converted to the key's type: ``8080``, ``true``),
     except TOML arrays and inline tables (``["a", "b"]``, ``{ a = 1 }``). So a string key
     keeps its text as is, even ``MERCATO_SITE__SECRET_KEY=123456``."""
-    if value.lstrip().startswith(("[", "{")):
-        try:
-            return tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            return value
-    return value
+    if not value.lstrip().startswith(("[", "{")):
+        return value
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
 
 
 def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

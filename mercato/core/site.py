@@ -35,8 +35,7 @@ class Site:
         self.events = EventBackbone(settings, self.db)
         self.templates = Templates(self)
         self.started = False
-        self._migration_heads: frozenset[str] | None = None
-        self._known_revisions: frozenset[str] = frozenset()
+        self._revision_graph: tuple[frozenset[str], frozenset[str]] | None = None
 
     @property
     def name(self) -> str:
@@ -46,20 +45,24 @@ class Site:
         """The validated ``[plugins.<plugin_id>]`` Struct (see ``register_settings``)."""
         return self.plugins.settings_for(plugin_id)
 
-    def migration_heads(self) -> frozenset[str]:
-        """The revisions a fully migrated database is at (core and plugin branches)."""
-        if self._migration_heads is None:
+    def _revisions(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(heads, every known revision), parsed from the revision files once."""
+        if self._revision_graph is None:
             from mercato.core import migrate
 
-            self._migration_heads = frozenset(migrate.heads(self))
-            self._known_revisions = frozenset(migrate.revisions(self))
-        return self._migration_heads
+            heads, known = migrate.revision_graph(self)
+            self._revision_graph = frozenset(heads), frozenset(known)
+        return self._revision_graph
+
+    def migration_heads(self) -> frozenset[str]:
+        """The revisions a fully migrated database is at (core and plugin branches)."""
+        return self._revisions()[0]
 
     def pending_migrations(self, applied: set[str]) -> list[str]:
         """Heads this code expects that the database lacks. A database *ahead* of this code
         (a revision we do not know, as during a rolling deploy) counts as up to date."""
-        heads = self.migration_heads()
-        if applied - self._known_revisions:
+        heads, known = self._revisions()
+        if applied - known:
             return []
         return sorted(heads - applied)
 
@@ -76,7 +79,7 @@ class Site:
         if background is None:
             background = self.settings.worker.in_web
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self.migration_heads)  # parse revision files once, off the request path
+        await asyncio.to_thread(self._revisions)  # parse revision files once, off the request path
         await self.events.connect()
         if background:
             await self.events.start_background(self.plugins.event_handlers(self))

@@ -16,6 +16,7 @@ from mercato import create_app, hookimpl
 from mercato.core.events import OutboxEvent
 from mercato.core.plugins import build_plugin_manager
 from mercato.core.site import Site
+from tests.conftest import _delete_streams, _with_database
 
 
 class Crashy:
@@ -53,8 +54,6 @@ async def client(migrated_settings: Any) -> Any:
 
 
 async def _drop_stream(settings: Any) -> None:
-    from tests.conftest import _delete_streams
-
     await _delete_streams(settings.events.nats_url, {settings.events.stream})
 
 
@@ -164,8 +163,6 @@ async def test_missing_page_renders_themed_404(client: Any) -> None:
 
 
 async def test_ready_is_503_when_migrations_are_pending(make_settings: Any, databases: Any) -> None:
-    from tests.conftest import _with_database
-
     settings = _with_database(make_settings(), await databases.create_empty())
     async with AsyncTestClient(create_app(settings)) as client:
         response = await client.get("/ready")

@@ -19,6 +19,7 @@ from mercato.core.events import Event, EventHandler, EventPayload, OutboxEvent, 
 from mercato.core.events.embedded import EmbeddedNats
 from mercato.core.plugins import build_plugin_manager
 from mercato.core.site import Site
+from tests.conftest import _with_database
 
 
 class Recorder:
@@ -208,7 +209,7 @@ async def test_events_survive_a_nats_crash_and_are_handled_exactly_once(
     port = server.port
     try:
         settings = make_settings(events={"nats_url": url})
-        settings = _with_db(settings, await databases.create_migrated(settings))
+        settings = _with_database(settings, await databases.create_migrated(settings))
         recorder = Recorder(("survivor", ("test.happened",), None))
         site = await start_with(sites, settings, recorder)
         ids = await emit_events(site, 40)
@@ -228,12 +229,6 @@ async def test_events_survive_a_nats_crash_and_are_handled_exactly_once(
     finally:
         await sites.close()
         server.stop()
-
-
-def _with_db(settings: Any, url: str) -> Any:
-    from tests.conftest import _with_database
-
-    return _with_database(settings, url)
 
 
 def test_event_types_must_be_domain_dot_event() -> None:
@@ -314,7 +309,7 @@ async def test_nats_url_may_list_several_cluster_servers(
     sites: Any, make_settings: Any, databases: Any, nats_url: str
 ) -> None:
     settings = make_settings(events={"nats_url": f"nats://127.0.0.1:9, {nats_url}"})
-    settings = _with_db(settings, await databases.create_migrated(settings))
+    settings = _with_database(settings, await databases.create_migrated(settings))
     recorder = Recorder(("clustered", ("test.happened",), None))
     site = await start_with(sites, settings, recorder)
     [event_id] = await emit_events(site, 1)
