@@ -32,8 +32,9 @@ CORE_BRANCH = "mercato"
 def kernel_models() -> list[type[Any]]:
     """Tables the kernel itself owns (present whatever plugins are loaded)."""
     from mercato.core.events.models import OutboxEvent, ProcessedEvent
+    from mercato.core.ratelimit import RateLimitCounter
 
-    return [OutboxEvent, ProcessedEvent]
+    return [OutboxEvent, ProcessedEvent, RateLimitCounter]
 
 
 def owned_tables(site: Site) -> list[Table]:

@@ -43,8 +43,9 @@ async def test_migrated_schema_matches_the_models(make_settings: Any, databases:
     try:
         await migrate.upgrade_async(site)
         assert await schema_diff(site) == []
-        assert {"outbox", "processed_events", "alembic_version"} <= await table_names(site)
-        assert (await migrate.current_async(site)).startswith("0001")
+        tables = await table_names(site)
+        assert {"outbox", "processed_events", "rate_limit_counters", "alembic_version"} <= tables
+        assert (await migrate.current_async(site)).startswith("0002")
     finally:
         await site.db.dispose()
 
@@ -63,4 +64,4 @@ async def test_downgrade_to_base_and_upgrade_again(make_settings: Any, databases
 
 def test_core_branch_has_a_single_head(make_settings: Any) -> None:
     site = Site(make_settings())
-    assert migrate.heads(site) == ["0001"]
+    assert migrate.heads(site) == ["0002"]
