@@ -45,7 +45,7 @@ class MercatoCore(InitPluginProtocol):
                                        directories=[swagger_ui_bundle.swagger_ui_path],
                                        name="swagger-assets")
         )
-        app_config.middleware.insert(0, request_id_middleware)
+        app_config.middleware[0:0] = [request_id_middleware, *site.plugins.middleware(site)]
         app_config.before_send.append(stamp_request_id)
         app_config.exception_handlers.update(exception_handlers(site))
         app_config.dependencies.update(

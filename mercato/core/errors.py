@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import structlog
 from litestar import MediaType, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Redirect
 
 from mercato.core.requestid import request_id_of
 
@@ -25,8 +27,11 @@ log = structlog.get_logger("mercato.errors")
 
 PROBLEM_JSON = "application/problem+json"
 JSON_PREFIXES = ("/api/", "/schema", "/health", "/ready")
+LOGIN_PATH = "/login"
+"""Where a browser asking for a page that needs a signed-in person is sent."""
 PAGE_HINTS = {
     404: "We couldn't find that page. It may have moved, or the address may be mistyped.",
+    403: "You don't have access to this page.",
     405: "That page can't be used this way.",
 }
 
@@ -83,6 +88,12 @@ class ErrorPage(Response[Any]):
         return asgi
 
 
+def field_error(field: str, message: str, *, status_code: int = 400) -> ValidationException:
+    """A 400 naming the one field that is wrong, shaped like msgspec's validation errors."""
+    return ValidationException(detail=message, status_code=status_code,
+                               extra=[{"key": field, "message": message, "source": "body"}])
+
+
 def exception_handlers(site: Site) -> dict[Any, Any]:
     def respond(request: Request[Any, Any, Any], body: dict[str, Any],
                 headers: dict[str, str] | None = None) -> Response[Any]:
@@ -102,6 +113,8 @@ def exception_handlers(site: Site) -> dict[Any, Any]:
 
     def on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         status = exc.status_code
+        if status == 401 and request.method == "GET" and wants_html(request):
+            return Redirect(f"{LOGIN_PATH}?{urlencode({'next': request.url.path})}", status_code=303)
         phrase = HTTPStatus(status).phrase
         detail = exc.detail if exc.detail and exc.detail != phrase else None
         extra = exc.extra if isinstance(exc.extra, dict) else {}

@@ -26,11 +26,13 @@ if TYPE_CHECKING:
     import jinja2
     import msgspec
     from litestar import Request
-    from litestar.types import ControllerRouterHandler
+    from litestar.types import ControllerRouterHandler, Middleware
 
     from mercato.core.events import EventHandler
     from mercato.core.navigation import NavItem
+    from mercato.core.security.providers import AuthProvider
     from mercato.core.site import Site
+    from mercato.core.storage import Storage
 
 hookspec = pluggy.HookspecMarker("mercato")
 
@@ -58,6 +60,13 @@ def register_settings() -> dict[str, type[msgspec.Struct]]:
 @hookspec
 def register_routes(site: Site) -> Iterable[ControllerRouterHandler]:
     """Return Litestar route handlers, controllers or routers to mount on the app. Since 0.1."""
+
+
+@hookspec
+def register_middleware(site: Site) -> Iterable[Middleware]:
+    """Return ASGI middleware (factories taking the next app) wrapped around every route,
+    in plugin registration order (earlier plugins outermost), inside the kernel's own
+    request-id middleware. Exceptions they raise become problem details. Since 0.1."""
 
 
 @hookspec
@@ -120,6 +129,25 @@ def register_event_handlers(site: Site) -> Iterable[EventHandler]:
     """Return :class:`~mercato.core.events.EventHandler` objects. Each gets a durable
     JetStream consumer; its database effects commit together with a processed-event
     marker, so an event's effects happen exactly once. Since 0.1."""
+
+
+# ---------------------------------------------------------------------------
+# Identity and files
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_auth_providers(site: Site) -> Iterable[AuthProvider]:
+    """Return :class:`~mercato.core.security.providers.AuthProvider` objects for external
+    log-in (OAuth2 / OpenID Connect). Each appears on the log-in page and in
+    ``GET /api/v1/auth/providers``; return none when the plugin is not configured. Since 0.1."""
+
+
+@hookspec(firstresult=True)
+def get_storage(site: Site) -> Storage | None:
+    """Return the :class:`~mercato.core.storage.Storage` that keeps uploaded files
+    (avatars, portfolio images, attachments). ``firstresult``: the first plugin to answer
+    wins; the built-in local-disk storage answers last. Since 0.1."""
 
 
 # ---------------------------------------------------------------------------

@@ -31,7 +31,11 @@ ENTRY_POINT_GROUP = "mercato"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.core.health",
+    "mercato.core.accounts.plugin",
     "mercato.plugins.pages",
+    "mercato.plugins.password_auth",
+    "mercato.plugins.local_storage",
+    "mercato.plugins.dev_mailbox",
 )
 """Module names of the built-in plugins, in registration order."""
 
@@ -233,6 +237,10 @@ class Plugins:
     def routes(self, site: Any) -> list[Any]:
         return self._collect(self._call("register_routes", site=site))
 
+    def middleware(self, site: Any) -> list[Any]:
+        # pluggy calls the last registered plugin first; reverse into registration order.
+        return self._collect(reversed(self._call("register_middleware", site=site)))
+
     def template_dirs(self, site: Any) -> list[Any]:
         return self._collect(self._call("register_template_dirs", site=site))
 
@@ -254,6 +262,16 @@ class Plugins:
 
     def event_handlers(self, site: Any) -> list[Any]:
         return self._collect(self._call("register_event_handlers", site=site))
+
+    def auth_providers(self, site: Any) -> list[Any]:
+        return self._collect(self._call("register_auth_providers", site=site))
+
+    def storage(self, site: Any) -> Any:
+        """The storage of the first plugin that answers ``get_storage``."""
+        storage = self.pm.hook.get_storage(site=site)
+        if storage is None:
+            raise PluginError("no plugin provides `get_storage`: enable the built-in `local_storage`")
+        return storage
 
     def commands(self) -> list[Any]:
         return self._collect(self._call("register_commands"))

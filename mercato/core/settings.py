@@ -110,6 +110,66 @@ class LoggingSettings(_Section):
     """``console``, ``json``, or ``auto`` (console on a terminal, JSON otherwise)."""
 
 
+class AccountsSettings(_Section):
+    """``[accounts]``: sign-up, sessions and tokens."""
+
+    require_verified_email: bool = True
+    """Posting, bidding and money need a verified e-mail address (``mercato demo`` sets false)."""
+    allow_registration: bool = True
+    """Let anyone sign up. False: only admins create accounts (``mercato users create-admin``)."""
+    access_token_minutes: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 15
+    """Lifetime of an API access token (JWT)."""
+    refresh_token_days: Annotated[int, msgspec.Meta(ge=1)] = 30
+    """Lifetime of an API refresh token; each use rotates it."""
+    session_days: Annotated[int, msgspec.Meta(ge=1)] = 14
+    """How long a browser stays signed in without visiting."""
+    verification_link_hours: Annotated[int, msgspec.Meta(ge=1)] = 48
+    """How long an e-mail verification link works."""
+    password_reset_minutes: Annotated[int, msgspec.Meta(ge=5)] = 60
+    """How long a password reset link works (it works once)."""
+    min_password_score: Annotated[int, msgspec.Meta(ge=0, le=4)] = 2
+    """Lowest zxcvbn score (0-4) a new password needs; 0 and 1 are common or easily guessed."""
+    login_attempts_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 10
+    """Failed and successful log-ins allowed per client address per minute."""
+    login_attempts_per_account: Annotated[int, msgspec.Meta(ge=1)] = 5
+    """Log-in attempts allowed per account per minute, from anywhere."""
+    mails_per_hour: Annotated[int, msgspec.Meta(ge=1)] = 5
+    """Verification and reset mails sent per address (and per account) per hour."""
+    registrations_per_hour: Annotated[int, msgspec.Meta(ge=1)] = 20
+    """Sign-ups allowed per client address per hour."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """Addresses of reverse proxies whose ``X-Forwarded-For`` names the real client."""
+
+
+class MailSettings(_Section):
+    """``[mail]``: how e-mail leaves the site."""
+
+    backend: Literal["auto", "smtp", "file"] = "auto"
+    """``smtp``; ``file`` (written to ``<data_dir>/mail`` and shown at ``/dev/mailbox``);
+    ``auto``: ``smtp`` when ``host`` is set, else ``file``."""
+    from_address: str = "mercato <noreply@localhost>"
+    """The ``From:`` of every mail."""
+    host: str = ""
+    """SMTP server name."""
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
+    username: str = ""
+    password: str = ""
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    """``starttls`` (port 587), ``tls`` (implicit TLS, port 465) or ``none`` (local relays only)."""
+    timeout_seconds: float = 10.0
+
+
+class UploadsSettings(_Section):
+    """``[uploads]``: limits for files people send (avatars, portfolio images)."""
+
+    max_image_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 5 * 1024 * 1024
+    """Largest image upload, in bytes (larger: 413)."""
+    max_image_pixels: Annotated[int, msgspec.Meta(ge=10_000)] = 25_000_000
+    """Largest decoded image (width x height); guards against decompression bombs."""
+    max_image_side: Annotated[int, msgspec.Meta(ge=64)] = 2048
+    """Images are scaled down so neither side exceeds this when re-encoded."""
+
+
 class PluginsSettings(_Section):
     """``[plugins]``: which plugins run; ``[plugins.<id>]`` tables configure one each."""
 
@@ -130,6 +190,9 @@ class Settings(_Section):
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    accounts: AccountsSettings = msgspec.field(default_factory=AccountsSettings)
+    mail: MailSettings = msgspec.field(default_factory=MailSettings)
+    uploads: UploadsSettings = msgspec.field(default_factory=UploadsSettings)
     plugins: PluginsSettings = msgspec.field(default_factory=PluginsSettings)
     site_dir: str = "."
     """The folder holding ``mercato.toml``; relative paths are resolved against it. Not a TOML key."""

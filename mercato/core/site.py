@@ -12,6 +12,7 @@ import structlog
 
 from mercato.core.db import Database
 from mercato.core.events.backbone import EventBackbone
+from mercato.core.mail import Mailer
 from mercato.core.plugins import Plugins, build_plugin_manager
 from mercato.core.templating import Templates
 
@@ -34,6 +35,9 @@ class Site:
         )
         self.events = EventBackbone(settings, self.db)
         self.templates = Templates(self)
+        self.mail = Mailer(self)
+        self.state: dict[str, Any] = {}
+        """Per-site objects plugins keep between calls, keyed by plugin id."""
         self.started = False
         self._revision_graph: tuple[frozenset[str], frozenset[str]] | None = None
 
