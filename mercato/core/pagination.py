@@ -11,10 +11,12 @@ import binascii
 from typing import Annotated, Any
 
 import msgspec
+from litestar.params import QueryParameter
 
 from mercato.core.errors import field_error
 
-Limit = Annotated[int, msgspec.Meta(ge=1, le=100, description="Items per page (1-100).")]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (1-100).")]
+Cursor = Annotated[str | None, QueryParameter(max_length=500, description="The last `next_cursor`.")]
 DEFAULT_LIMIT = 20
 
 

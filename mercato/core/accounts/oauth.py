@@ -20,6 +20,7 @@ from litestar import Request, get
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from mercato.core.accounts.middleware import csrf_cookie, secure_cookies, session_cookie
@@ -94,8 +95,10 @@ async def _failure(request: Request[Any, Any, Any], site: Site, provider: AuthPr
 
 
 @get("/auth/{provider_id:str}/login", include_in_schema=False, name="oauth-login")
-async def oauth_login(request: Request[Any, Any, Any], provider_id: str, site: NamedDependency[Site],
-                      next: str | None = None, roles: str | None = None) -> Redirect | Template:
+async def oauth_login(request: Request[Any, Any, Any], provider_id: FromPath[str],
+                      site: NamedDependency[Site],
+                      next: FromQuery[str | None] = None,
+                      roles: FromQuery[str | None] = None) -> Redirect | Template:
     provider = provider_of(site, provider_id)
     wanted = [r for r in (roles or "").split(",") if r in SIGNUP_ROLES]
     flow = _Flow(provider=provider.id, state=secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24),
@@ -114,7 +117,7 @@ async def oauth_login(request: Request[Any, Any, Any], provider_id: str, site: N
 
 
 @get("/auth/{provider_id:str}/callback", include_in_schema=False, name="oauth-callback")
-async def oauth_callback(request: Request[Any, Any, Any], provider_id: str,
+async def oauth_callback(request: Request[Any, Any, Any], provider_id: FromPath[str],
                          site: NamedDependency[Site]) -> Redirect | Template:
     provider = provider_of(site, provider_id)
     flow = _unsign(site, request.cookies.get(FLOW_COOKIE))

@@ -42,8 +42,6 @@ def register_middleware(site: Site) -> list[Any]:
 
 @hookimpl
 async def on_startup(site: Site) -> None:
-    async with site.db.transaction() as session:
-        await sync_skills(session)
     await runtime_of(site).start()
 
 

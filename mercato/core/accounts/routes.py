@@ -13,7 +13,7 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.core.accounts import schemas
@@ -23,7 +23,7 @@ from mercato.core.accounts.profiles import ProfileService
 from mercato.core.accounts.services import AccountService
 from mercato.core.accounts.sessions import Principal, limiter_of
 from mercato.core.images import store_image
-from mercato.core.pagination import DEFAULT_LIMIT, Limit
+from mercato.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from mercato.core.ratelimit import client_address
 from mercato.core.site import Site
 
@@ -74,7 +74,8 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/refresh", status_code=200, summary="Swap a refresh token for new tokens (rotation)")
-    async def refresh(self, data: schemas.RefreshBody, site: NamedDependency[Site]) -> schemas.TokenResponse:
+    async def refresh(self, data: JSONBody[schemas.RefreshBody],
+                      site: NamedDependency[Site]) -> schemas.TokenResponse:
         async with site.db.transaction() as session:
             pair = await AccountService(site).refresh(session, data.refresh_token)
         return schemas.TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
@@ -82,7 +83,7 @@ class AuthController(Controller):
 
     @post("/logout", status_code=200, summary="End this session (all its tokens stop working)")
     async def logout(self, request: Request[Any, Any, Any], site: NamedDependency[Site],
-                     data: schemas.LogoutBody | None = None) -> schemas.Message:
+                     data: JSONBody[schemas.LogoutBody | None] = None) -> schemas.Message:
         principal = principal_of(request)
         service = AccountService(site)
         async with site.db.transaction() as session:
@@ -98,7 +99,8 @@ class AuthController(Controller):
         return schemas.Message(message="Logged out.")
 
     @post("/verify-email", status_code=200, summary="Verify an e-mail address with the mailed token")
-    async def verify_email(self, data: schemas.TokenBody, site: NamedDependency[Site]) -> schemas.Message:
+    async def verify_email(self, data: JSONBody[schemas.TokenBody],
+                           site: NamedDependency[Site]) -> schemas.Message:
         async with site.db.transaction() as session:
             await AccountService(site).verify_email(session, data.token)
         return schemas.Message(message="Your e-mail address is verified.")
@@ -117,7 +119,8 @@ class AuthController(Controller):
         return schemas.Message(message=f"We sent a new link to {user.email}.")
 
     @post("/confirm-email", status_code=200, summary="Confirm a new e-mail address with the mailed token")
-    async def confirm_email(self, data: schemas.TokenBody, site: NamedDependency[Site]) -> schemas.Message:
+    async def confirm_email(self, data: JSONBody[schemas.TokenBody],
+                            site: NamedDependency[Site]) -> schemas.Message:
         async with site.db.transaction() as session:
             user = await AccountService(site).confirm_email_change(session, data.token)
         return schemas.Message(message=f"Your e-mail address is now {user.email}.")
@@ -142,7 +145,7 @@ class MeController(Controller):
             return await ProfileService(site).me(session, user)
 
     @patch("/", summary="Change your profile (absent fields stay as they are)")
-    async def update_me(self, request: Request[Any, Any, Any], data: schemas.MeUpdate,
+    async def update_me(self, request: Request[Any, Any, Any], data: JSONBody[schemas.MeUpdate],
                         site: NamedDependency[Site]) -> schemas.Me:
         profiles = ProfileService(site)
         async with site.db.transaction() as session:
@@ -152,7 +155,7 @@ class MeController(Controller):
 
     @delete("/", status_code=200, summary="Delete your account (personal data removed)")
     async def delete_me(self, request: Request[Any, Any, Any], site: NamedDependency[Site],
-                        data: schemas.DeleteAccountBody | None = None) -> schemas.Message:
+                        data: JSONBody[schemas.DeleteAccountBody | None] = None) -> schemas.Message:
         service = AccountService(site)
         principal = require_principal(request)
         async with site.db.transaction() as session:
@@ -164,7 +167,7 @@ class MeController(Controller):
         return schemas.Message(message="Your account is deleted.")
 
     @post("/email", status_code=202, summary="Change your e-mail address (confirmed by a link)")
-    async def change_email(self, request: Request[Any, Any, Any], data: schemas.ChangeEmailBody,
+    async def change_email(self, request: Request[Any, Any, Any], data: JSONBody[schemas.ChangeEmailBody],
                            site: NamedDependency[Site]) -> schemas.Message:
         service = AccountService(site)
         principal = require_principal(request)
@@ -206,7 +209,7 @@ class UsersController(Controller):
     tags = ["users"]
 
     @get("/users/{user_id:uuid}", summary="A person's public profile")
-    async def get_user(self, user_id: uuid.UUID, site: NamedDependency[Site]) -> schemas.PublicUser:
+    async def get_user(self, user_id: FromPath[uuid.UUID], site: NamedDependency[Site]) -> schemas.PublicUser:
         async with site.db.reading() as session:
             user = await AccountService(site).get_user(session, user_id)
             if user.status != UserStatus.ACTIVE:
@@ -214,9 +217,9 @@ class UsersController(Controller):
             return await ProfileService(site).public_user(session, user)
 
     @get("/users/{user_id:uuid}/portfolio", summary="A person's portfolio, newest first")
-    async def list_portfolio(self, user_id: uuid.UUID, site: NamedDependency[Site],
+    async def list_portfolio(self, user_id: FromPath[uuid.UUID], site: NamedDependency[Site],
                              limit: Limit = DEFAULT_LIMIT,
-                             cursor: str | None = None) -> schemas.PortfolioPage:
+                             cursor: Cursor = None) -> schemas.PortfolioPage:
         async with site.db.reading() as session:
             user = await AccountService(site).get_user(session, user_id)
             if user.status != UserStatus.ACTIVE:
@@ -224,8 +227,8 @@ class UsersController(Controller):
             return await ProfileService(site).list_portfolio(session, user.id, limit=limit, cursor=cursor)
 
     @post("/users/{user_id:uuid}/portfolio", summary="Add an item to your portfolio")
-    async def add_portfolio_item(self, request: Request[Any, Any, Any], user_id: uuid.UUID,
-                                 data: schemas.PortfolioItemIn,
+    async def add_portfolio_item(self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID],
+                                 data: JSONBody[schemas.PortfolioItemIn],
                                  site: NamedDependency[Site]) -> schemas.PortfolioItemOut:
         profiles = ProfileService(site)
         async with site.db.transaction() as session:
@@ -236,8 +239,8 @@ class UsersController(Controller):
             return await profiles.portfolio_out(session, item)
 
     @patch("/portfolio/{item_id:uuid}", summary="Change one of your portfolio items")
-    async def update_portfolio_item(self, request: Request[Any, Any, Any], item_id: uuid.UUID,
-                                    data: schemas.PortfolioItemUpdate,
+    async def update_portfolio_item(self, request: Request[Any, Any, Any], item_id: FromPath[uuid.UUID],
+                                    data: JSONBody[schemas.PortfolioItemUpdate],
                                     site: NamedDependency[Site]) -> schemas.PortfolioItemOut:
         profiles = ProfileService(site)
         async with site.db.transaction() as session:
@@ -249,8 +252,8 @@ class UsersController(Controller):
         return out
 
     @post("/portfolio/{item_id:uuid}/images", summary="Add an image to one of your portfolio items")
-    async def add_portfolio_image(self, request: Request[Any, Any, Any], item_id: uuid.UUID, data: Upload,
-                                  site: NamedDependency[Site]) -> schemas.PortfolioItemOut:
+    async def add_portfolio_image(self, request: Request[Any, Any, Any], item_id: FromPath[uuid.UUID],
+                                  data: Upload, site: NamedDependency[Site]) -> schemas.PortfolioItemOut:
         profiles = ProfileService(site)
         async with site.db.reading() as session:  # fail fast before the image work
             await profiles.own_item(session, await current_user(request, session, site), item_id)
@@ -266,7 +269,7 @@ class UsersController(Controller):
             raise
 
     @delete("/portfolio/{item_id:uuid}", status_code=204, summary="Remove one of your portfolio items")
-    async def delete_portfolio_item(self, request: Request[Any, Any, Any], item_id: uuid.UUID,
+    async def delete_portfolio_item(self, request: Request[Any, Any, Any], item_id: FromPath[uuid.UUID],
                                     site: NamedDependency[Site]) -> None:
         profiles = ProfileService(site)
         async with site.db.transaction() as session:
@@ -277,9 +280,9 @@ class UsersController(Controller):
 
     @get("/skills", summary="The skills taxonomy (search by name or alias)")
     async def list_skills(self, site: NamedDependency[Site],
-                          q: Annotated[str | None, Parameter(max_length=64)] = None,
-                          category: str | None = None, limit: Limit = 50,
-                          cursor: str | None = None) -> schemas.SkillPage:
+                          q: Annotated[str | None, QueryParameter(max_length=64)] = None,
+                          category: FromQuery[str | None] = None, limit: Limit = 50,
+                          cursor: Cursor = None) -> schemas.SkillPage:
         async with site.db.reading() as session:
             return await ProfileService(site).list_skills(session, q=q, category=category, limit=limit,
                                                           cursor=cursor)
@@ -300,8 +303,8 @@ class AdminUsersController(Controller):
         return admin, target
 
     @post("/{user_id:uuid}/suspend", status_code=200, summary="Suspend an account (signed out at once)")
-    async def suspend(self, request: Request[Any, Any, Any], user_id: uuid.UUID, data: schemas.SuspendBody,
-                      site: NamedDependency[Site]) -> schemas.Message:
+    async def suspend(self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID],
+                      data: JSONBody[schemas.SuspendBody], site: NamedDependency[Site]) -> schemas.Message:
         async with site.db.transaction() as session:
             admin, target = await self._admin_target(request, session, site, user_id)
             if target.id == admin.id:
@@ -310,7 +313,7 @@ class AdminUsersController(Controller):
         return schemas.Message(message=f"{target.display_name} is suspended.")
 
     @post("/{user_id:uuid}/reinstate", status_code=200, summary="Lift a suspension")
-    async def reinstate(self, request: Request[Any, Any, Any], user_id: uuid.UUID,
+    async def reinstate(self, request: Request[Any, Any, Any], user_id: FromPath[uuid.UUID],
                         site: NamedDependency[Site]) -> schemas.Message:
         async with site.db.transaction() as session:
             admin, target = await self._admin_target(request, session, site, user_id)

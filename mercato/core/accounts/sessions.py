@@ -120,12 +120,25 @@ class AccountsRuntime:
             task.add_done_callback(_log_failure)
 
     async def start(self) -> None:
-        """Load live revocations, subscribe to other instances' and start polling."""
-        await self._poll(since=None)
+        """Load live revocations, subscribe to other instances' and start polling. With the
+        database down the site still starts (``/ready`` reports it); loading retries."""
+        try:
+            await self._prepare()
+            ready = True
+        except Exception:
+            log.warning("accounts could not read the database at start; retrying in the background")
+            ready = False
         nc = self.site.events.nc
         if nc is not None:
             self._subscription = await nc.subscribe(self.subject, cb=self._on_message)
-        self._task = asyncio.get_running_loop().create_task(self._poll_forever())
+        self._task = asyncio.get_running_loop().create_task(self._poll_forever(ready))
+
+    async def _prepare(self) -> None:
+        from mercato.core.accounts.profiles import sync_skills
+
+        async with self.site.db.transaction() as session:
+            await sync_skills(session)
+        await self._poll(since=None)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -145,10 +158,14 @@ class AccountsRuntime:
         for sid, until in revoked.sessions:
             self.revoked.add(sid, until)
 
-    async def _poll_forever(self) -> None:
+    async def _poll_forever(self, ready: bool) -> None:
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
+                if not ready:
+                    await self._prepare()
+                    ready = True
+                    continue
                 await self._poll(since=self._last_poll - timedelta(seconds=POLL_SECONDS * 2))
             except Exception:
                 log.exception("reading session revocations failed; retrying")

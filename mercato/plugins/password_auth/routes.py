@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.params import JSONBody
 
 from mercato.core.accounts import schemas
 from mercato.core.accounts.routes import current_user, limit_mail, require_principal
@@ -45,7 +46,7 @@ class PasswordAuthController(Controller):
     tags = ["auth"]
 
     @post("/auth/register", status_code=201, summary="Sign up with e-mail and password")
-    async def register(self, request: Request[Any, Any, Any], data: schemas.RegisterBody,
+    async def register(self, request: Request[Any, Any, Any], data: JSONBody[schemas.RegisterBody],
                        site: NamedDependency[Site]) -> schemas.TokenResponse:
         if not site.settings.accounts.allow_registration:
             raise PermissionDeniedException("Sign-up is closed on this marketplace.")
@@ -59,7 +60,7 @@ class PasswordAuthController(Controller):
         return token_response(pair)
 
     @post("/auth/login", status_code=200, summary="Log in with e-mail and password")
-    async def login(self, request: Request[Any, Any, Any], data: schemas.LoginBody,
+    async def login(self, request: Request[Any, Any, Any], data: JSONBody[schemas.LoginBody],
                     site: NamedDependency[Site]) -> schemas.TokenResponse:
         await limit_login(request, site, data.email)
         service = AccountService(site)
@@ -74,7 +75,8 @@ class PasswordAuthController(Controller):
         return token_response(pair)
 
     @post("/auth/password-reset/request", status_code=202, summary="Mail a password reset link")
-    async def request_reset(self, request: Request[Any, Any, Any], data: schemas.PasswordResetRequestBody,
+    async def request_reset(self, request: Request[Any, Any, Any],
+                            data: JSONBody[schemas.PasswordResetRequestBody],
                             site: NamedDependency[Site]) -> schemas.Message:
         await limit_mail(request, site, "reset-mail", data.email)
         async with site.db.transaction() as session:
@@ -84,14 +86,15 @@ class PasswordAuthController(Controller):
 
     @post("/auth/password-reset/confirm", status_code=200,
           summary="Choose a new password with the mailed token")
-    async def confirm_reset(self, data: schemas.PasswordResetConfirmBody,
+    async def confirm_reset(self, data: JSONBody[schemas.PasswordResetConfirmBody],
                             site: NamedDependency[Site]) -> schemas.Message:
         async with site.db.transaction() as session:
             await AccountService(site).reset_password(session, data.token, data.new_password)
         return schemas.Message(message="Your password is changed. Log in with the new one.")
 
     @post("/me/password", status_code=200, summary="Change your password (other sessions end)")
-    async def change_password(self, request: Request[Any, Any, Any], data: schemas.ChangePasswordBody,
+    async def change_password(self, request: Request[Any, Any, Any],
+                              data: JSONBody[schemas.ChangePasswordBody],
                               site: NamedDependency[Site]) -> schemas.Message:
         principal = require_principal(request)
         await limit_login(request, site, str(principal.user_id))
