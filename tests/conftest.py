@@ -33,6 +33,9 @@ TEST_DATABASE_URL = os.environ.get("MERCATO_TEST_DATABASE_URL", "")
 TEST_NATS_URL = os.environ.get("MERCATO_TEST_NATS_URL", "")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+CORE_HEAD = "0003"
+"""The newest core migration; bump it with every core revision."""
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Route structlog through the standard library so caplog sees mercato's log lines.

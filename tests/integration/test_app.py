@@ -195,3 +195,43 @@ async def test_routes_can_ask_for_a_database_session(client: Any) -> None:
     response = await client.get("/api/v1/outbox-size")
     assert response.status_code == 200
     assert response.json() == {"size": 0}
+
+
+class Stamping:
+    """A plugin adding middleware that sees who is signed in."""
+
+    @hookimpl
+    def register_middleware(self, site: Site) -> list[Any]:
+        def stamp(app: Any) -> Any:
+            async def middleware(scope: Any, receive: Any, send: Any) -> None:
+                if scope["type"] != "http":
+                    await app(scope, receive, send)
+                    return
+                who = b"anonymous" if scope.get("user") is None else b"signed-in"
+
+                async def send_with_header(message: Any) -> None:
+                    if message["type"] == "http.response.start":
+                        message.setdefault("headers", []).append((b"x-who", who))
+                    await send(message)
+
+                await app(scope, receive, send_with_header)
+
+            return middleware
+
+        return [stamp]
+
+
+async def test_plugin_middleware_wraps_routes_inside_authentication(migrated_settings: Any) -> None:
+    pm = build_plugin_manager(migrated_settings, extra=[("stamping", Stamping())])
+    async with AsyncTestClient(create_app(site=Site(migrated_settings, pm=pm))) as client:
+        anonymous = await client.get("/health")
+        registered = await client.post("/api/v1/auth/register", json={
+            "email": "mw@example.com", "password": "plum orchard lantern", "display_name": "M W",
+            "roles": ["client"]})
+        token = registered.json()["access_token"]
+        signed_in = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    await _drop_stream(migrated_settings)
+    assert anonymous.headers["x-who"] == "anonymous"
+    assert registered.status_code == 201, registered.text
+    assert signed_in.status_code == 200
+    assert signed_in.headers["x-who"] == "signed-in"

@@ -24,6 +24,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.conftest import CORE_HEAD
+
 BIN_DIR = Path(sys.executable).parent
 CONSOLE_SCRIPT = BIN_DIR / ("mercato.exe" if sys.platform == "win32" else "mercato")
 MERCATO = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "mercato"]
@@ -416,17 +418,17 @@ def test_db_upgrade_creates_sqlite_database(tmp_path: Path) -> None:
     assert upgraded.returncode == 0, upgraded.stderr
     assert database.is_file()
     assert database.stat().st_size > 0
-    assert "0001" in upgraded.stdout
+    assert CORE_HEAD in upgraded.stdout
 
     current = mercato("db", "current", cwd=site)
 
     assert current.returncode == 0, current.stderr
-    assert "0001" in current.stdout
+    assert CORE_HEAD in current.stdout
     assert "head" in current.stdout
 
     again = mercato("db", "upgrade", cwd=site)
     assert again.returncode == 0, again.stderr
-    assert "0001" in again.stdout
+    assert CORE_HEAD in again.stdout
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 from mercato.core import migrate
 from mercato.core.db import Base
 from mercato.core.site import Site
-from tests.conftest import _with_database
+from tests.conftest import CORE_HEAD, _with_database
 
 
 async def schema_diff(site: Site) -> list[Any]:
@@ -44,8 +44,9 @@ async def test_migrated_schema_matches_the_models(make_settings: Any, databases:
         await migrate.upgrade_async(site)
         assert await schema_diff(site) == []
         tables = await table_names(site)
-        assert {"outbox", "processed_events", "rate_limit_counters", "alembic_version"} <= tables
-        assert (await migrate.current_async(site)).startswith("0002")
+        assert {"outbox", "processed_events", "rate_limit_counters", "users", "auth_sessions",
+                "alembic_version"} <= tables
+        assert (await migrate.current_async(site)).startswith(CORE_HEAD)
     finally:
         await site.db.dispose()
 
@@ -64,4 +65,4 @@ async def test_downgrade_to_base_and_upgrade_again(make_settings: Any, databases
 
 def test_core_branch_has_a_single_head(make_settings: Any) -> None:
     site = Site(make_settings())
-    assert migrate.heads(site) == ["0002"]
+    assert migrate.heads(site) == [CORE_HEAD]

@@ -180,7 +180,7 @@ def test_register_commands_are_collected(make_settings: Any) -> None:
 
     pm = build_plugin_manager(make_settings(), extra=[("commands", Commands())])
     site = Site(make_settings(), pm=pm)
-    assert site.plugins.commands() == [hello_cmd]
+    assert hello_cmd in site.plugins.commands()
 
 
 def test_trace_plugins_logs_hook_calls(
