@@ -174,9 +174,11 @@ def demo(host: str, port: int) -> None:
         del os.environ[key]
     folder = Path(tempfile.mkdtemp(prefix="mercato-demo-"))
     try:
-        write_config(folder, name="mercato demo")
-        obj = SiteContext(str(folder))
-        click.echo(f"Demo site in {folder} (removed on exit) — open http://{host}:{port}/")
+        # A newcomer should try every flow at once, without waiting for e-mail.
+        write_config(folder, name="mercato demo", require_verified_email=False)
+        obj = SiteContext(str(folder), {"site": {"base_url": f"http://{host}:{port}"}})
+        click.echo(f"Demo site in {folder} (removed on exit) — open http://{host}:{port}/\n"
+                   f"Mail the site sends (verification, password reset) is at http://{host}:{port}/dev/mailbox")
         serve(obj, obj.settings, host=host, port=port, workers=1, reload=False, migrate=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -48,6 +48,29 @@ workers = 1
 # `mercato worker` runs them apart.
 in_web = true
 
+[accounts]
+# Posting, bidding and money need a verified e-mail address.
+require_verified_email = {require_verified_email}
+# Let anyone sign up (false: only admins create accounts).
+allow_registration = true
+# access_token_minutes = 15
+# refresh_token_days = 30
+# session_days = 14
+# Reverse proxies whose X-Forwarded-For names the real client (for rate limits).
+# trusted_proxies = ["10.0.0.0/8"]
+
+[mail]
+from_address = "{name_plain} <noreply@localhost>"
+# Empty host: mail is written to data/mail and shown at /dev/mailbox.
+host = ""
+# port = 587
+# username = ""
+# password = ""
+# security = "starttls"   # starttls, tls or none
+
+[uploads]
+# max_image_bytes = 5242880
+
 [logging]
 level = "INFO"
 # console, json, or auto (console on a terminal, JSON otherwise)
@@ -60,14 +83,34 @@ disabled = []
 # Plugin settings go in their own table:
 # [plugins.hello]
 # greeting = "Hello"
+
+# Sign-in with GitHub (an OAuth app; callback: <base_url>/auth/github/callback)
+# [plugins.github_auth]
+# client_id = ""
+# client_secret = ""
+
+# Sign-in with Google (callback: <base_url>/auth/google/callback)
+# [plugins.google_auth]
+# client_id = ""
+# client_secret = ""
+
+# Any OpenID Connect provider: Keycloak, Auth0, Okta, Authentik…
+# (callback: <base_url>/auth/<id>/callback)
+# [plugins.oidc_auth.providers.company]
+# label = "Company SSO"
+# discovery_url = "https://sso.example.com/realms/main/.well-known/openid-configuration"
+# client_id = ""
+# client_secret = ""
 """
 
 
-def write_config(folder: Path, *, name: str = "mercato") -> Path:
+def write_config(folder: Path, *, name: str = "mercato", require_verified_email: bool = True) -> Path:
     """Write a commented ``mercato.toml`` (and the override folders) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "templates").mkdir(exist_ok=True)
     (folder / "static").mkdir(exist_ok=True)
     target = folder / CONFIG_FILENAME
-    target.write_text(CONFIG_TEMPLATE.format(name=json.dumps(name)), encoding="utf-8")
+    text = CONFIG_TEMPLATE.format(name=json.dumps(name), name_plain=name.replace('"', ""),
+                                  require_verified_email=str(require_verified_email).lower())
+    target.write_text(text, encoding="utf-8")
     return target
