@@ -116,7 +116,8 @@ def auth_middleware(site: Site) -> Callable[[ASGIApp], ASGIApp]:
             nonce = cookies.get(CSRF_COOKIE, "")
             if len(nonce) < 16:
                 nonce = secrets.token_urlsafe(24)
-                set_cookies.append(csrf_cookie(site, nonce))
+                if not scope["path"].startswith("/api/"):  # API clients use Bearer tokens
+                    set_cookies.append(csrf_cookie(site, nonce))
             scope["user"] = principal
             scope["auth"] = principal.via if principal else None
             scope.setdefault("state", {})[_STATE_NONCE] = nonce  # type: ignore[typeddict-unknown-key]

@@ -78,6 +78,9 @@ class AuthController(Controller):
                       site: NamedDependency[Site]) -> schemas.TokenResponse:
         async with site.db.transaction() as session:
             pair = await AccountService(site).refresh(session, data.refresh_token)
+        if pair is None:
+            raise NotAuthorizedException("This refresh token was already used, so this session is ended "
+                                         "for safety. Log in again.")
         return schemas.TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
                                      token_type=pair.token_type, expires_in=pair.expires_in)
 

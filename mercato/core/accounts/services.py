@@ -3,7 +3,9 @@ deletion. The only place that changes these tables; routes stay thin and call in
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ from litestar.exceptions import (
     ServiceUnavailableException,
 )
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mercato.core.accounts import events
 from mercato.core.accounts.models import (
@@ -66,6 +69,24 @@ class TokenPair:
     refresh_token: str
     expires_in: int
     token_type: str = "Bearer"
+
+
+async def _nothing() -> None:
+    return None
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _run(job: Callable[[], Awaitable[None]]) -> None:
+    await job()
+
+
+def run_in_background(job: Callable[[], Awaitable[None]]) -> None:
+    """Run ``job`` without waiting for it (kept referenced until done)."""
+    task: asyncio.Task[None] = asyncio.get_running_loop().create_task(_run(job))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def normalise_email(value: str, *, field: str = "email") -> tuple[str, str]:
@@ -132,7 +153,11 @@ class AccountService:
             email_verified_at=now if verified else None,
         )
         session.add(user)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError:  # the same address signed up at the same moment
+            raise Conflict("An account already uses this e-mail address. Log in, or reset your "
+                           "password.") from None
         session.add(Profile(user_id=user.id))
         registered = events.UserRegistered(user_id=user.id, roles=sorted(user.roles), method=method)
         emit(session, Event.of(registered, actor_id=user.id))
@@ -177,9 +202,10 @@ class AccountService:
         auth = await self.start_session(session, user, kind=SessionKind.API, user_agent=user_agent)
         return await self.issue_tokens(session, user, auth)
 
-    async def refresh(self, session: AsyncSession, refresh_token: str) -> TokenPair:
+    async def refresh(self, session: AsyncSession, refresh_token: str) -> TokenPair | None:
         """Rotate a refresh token. Presenting one that was already used means it leaked
-        (or a client retried after losing the answer): the whole family is revoked."""
+        (or a client retried after losing the answer): the whole family is revoked and the
+        answer is ``None`` - commit, then refuse, so the revocation is not rolled back."""
         invalid = NotAuthorizedException("This refresh token is not valid. Log in again.")
         row = (await session.execute(
             select(RefreshToken).where(RefreshToken.token_hash == token_hash(refresh_token))
@@ -197,7 +223,7 @@ class AccountService:
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             await self.revoke_sessions(session, [auth], reason="refresh_reuse")
             log.warning("refresh token reused; session family revoked", session_id=str(auth.id))
-            raise invalid
+            return None
         user = await session.get(User, auth.user_id)
         if user is None or not user.is_active:
             raise invalid
@@ -346,16 +372,27 @@ class AccountService:
             emit(session, Event.of(events.UserVerified(user_id=user.id), actor_id=user.id))
         return user
 
-    async def request_password_reset(self, session: AsyncSession, email: str) -> None:
-        """Mail a reset link if ``email`` has an account; silent otherwise (no enumeration)."""
+    async def request_password_reset(self, session: AsyncSession,
+                                     email: str) -> Callable[[], Awaitable[None]]:
+        """Prepare a reset link if ``email`` has an account. Returns the mailing to run after
+        commit, in the background, for known and unknown addresses alike: the answer must not
+        take longer when the account exists (no enumeration by timing)."""
         user = await self.find_by_email(session, email)
         if user is None or not user.is_active:
-            return
+            return _nothing
         minutes = self.settings.password_reset_minutes
         token = await self.issue_account_token(session, user, TokenPurpose.RESET_PASSWORD, email=user.email,
                                                lifetime=timedelta(minutes=minutes))
-        await self._mail(to=user.email, template="password_reset", display_name=user.display_name,
-                                  link=self.link("/reset-password", token), minutes=minutes)
+        to, name, link = user.email, user.display_name, self.link("/reset-password", token)
+
+        async def send() -> None:
+            try:
+                await self.site.mail.send(to=to, template="password_reset", display_name=name, link=link,
+                                          minutes=minutes)
+            except Exception:
+                log.exception("password reset mail failed")
+
+        return send
 
     async def reset_password(self, session: AsyncSession, token: str, new_password: str) -> User:
         user, _ = await self.consume_account_token(session, TokenPurpose.RESET_PASSWORD, token)
@@ -459,5 +496,6 @@ class AccountService:
         user.status = UserStatus.DELETED
         user.deleted_at = utcnow()
         user.suspended_reason = None
+        await session.execute(update(AuthSession).where(AuthSession.user_id == user.id).values(user_agent=""))
         emit(session, Event.of(events.UserDeleted(user_id=user.id), actor_id=user.id))
         return files
