@@ -36,6 +36,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.password_auth",
     "mercato.plugins.local_storage",
     "mercato.plugins.dev_mailbox",
+    "mercato.plugins.github_auth",
+    "mercato.plugins.google_auth",
+    "mercato.plugins.oidc_auth",
 )
 """Module names of the built-in plugins, in registration order."""
 
