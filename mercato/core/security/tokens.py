@@ -63,6 +63,7 @@ class TokenSigner:
     def __init__(self, secret: str, *, issuer: str) -> None:
         self._key = OctKey.import_key(derive_key(secret, "jwt"))
         self.issuer = issuer
+        self._registries: dict[str, jwt.JWTClaimsRegistry] = {}
 
     def issue(self, kind: str, *, user_id: uuid.UUID, session_id: uuid.UUID, roles: frozenset[str],
               ttl_seconds: int, now: int | None = None) -> str:
@@ -83,16 +84,9 @@ class TokenSigner:
             raise InvalidToken(f"token cannot be decoded: {type(exc).__name__}") from None
         if decoded.header.get("typ") != self._typ(kind):
             raise InvalidToken("wrong token type")
-        registry = jwt.JWTClaimsRegistry(
-            leeway=LEEWAY_SECONDS,
-            iss={"essential": True, "value": self.issuer},
-            aud={"essential": True, "value": self._audience(kind)},
-            sub={"essential": True}, sid={"essential": True},
-            exp={"essential": True}, iat={"essential": True},
-        )
         claims = decoded.claims
         try:
-            registry.validate(claims)
+            self._registry(kind).validate(claims)
             if int(claims["iat"]) > time.time() + LEEWAY_SECONDS:
                 raise InvalidToken("token issued in the future")
             return TokenClaims(
@@ -102,6 +96,18 @@ class TokenSigner:
             )
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(f"token claims rejected: {type(exc).__name__}") from None
+
+    def _registry(self, kind: str) -> jwt.JWTClaimsRegistry:
+        registry = self._registries.get(kind)
+        if registry is None:
+            registry = self._registries[kind] = jwt.JWTClaimsRegistry(
+                leeway=LEEWAY_SECONDS,
+                iss={"essential": True, "value": self.issuer},
+                aud={"essential": True, "value": self._audience(kind)},
+                sub={"essential": True}, sid={"essential": True},
+                exp={"essential": True}, iat={"essential": True},
+            )
+        return registry
 
     def _audience(self, kind: str) -> str:
         return f"{self.issuer}#{kind}"
