@@ -175,7 +175,7 @@ def demo(host: str, port: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="mercato-demo-"))
     try:
         # A newcomer should try every flow at once, without waiting for e-mail.
-        write_config(folder, name="mercato demo", require_verified_email=False)
+        write_config(folder, name="mercato demo", demo=True)
         obj = SiteContext(str(folder), {"site": {"base_url": f"http://{host}:{port}"}})
         click.echo(f"Demo site in {folder} (removed on exit) — open http://{host}:{port}/\n"
                    f"Mail the site sends (verification, password reset) is at http://{host}:{port}/dev/mailbox")

@@ -116,13 +116,14 @@ class AccountsSettings(_Section):
     require_verified_email: bool = True
     """Posting, bidding and money need a verified e-mail address (``mercato demo`` sets false)."""
     allow_registration: bool = True
-    """Let anyone sign up. False: only admins create accounts (``mercato users create-admin``)."""
+    """Let anyone sign up. False: nobody can (password or provider); create accounts with
+    ``mercato users create``."""
     access_token_minutes: Annotated[int, msgspec.Meta(ge=1, le=1440)] = 15
     """Lifetime of an API access token (JWT)."""
     refresh_token_days: Annotated[int, msgspec.Meta(ge=1)] = 30
-    """Lifetime of an API refresh token; each use rotates it."""
+    """How long an API session lasts after log-in; its refresh token rotates on every use."""
     session_days: Annotated[int, msgspec.Meta(ge=1)] = 14
-    """How long a browser stays signed in without visiting."""
+    """How long a browser stays signed in after log-in."""
     verification_link_hours: Annotated[int, msgspec.Meta(ge=1)] = 48
     """How long an e-mail verification link works."""
     password_reset_minutes: Annotated[int, msgspec.Meta(ge=5)] = 60
@@ -134,7 +135,8 @@ class AccountsSettings(_Section):
     login_attempts_per_account: Annotated[int, msgspec.Meta(ge=1)] = 5
     """Log-in attempts allowed per account per minute, from anywhere."""
     mails_per_hour: Annotated[int, msgspec.Meta(ge=1)] = 5
-    """Verification and reset mails sent per address (and per account) per hour."""
+    """Verification and reset mails per account (or address asked for) per hour; a client
+    address may ask for four times as many, for all accounts together."""
     registrations_per_hour: Annotated[int, msgspec.Meta(ge=1)] = 20
     """Sign-ups allowed per client address per hour."""
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
@@ -157,6 +159,9 @@ class MailSettings(_Section):
     security: Literal["starttls", "tls", "none"] = "starttls"
     """``starttls`` (port 587), ``tls`` (implicit TLS, port 465) or ``none`` (local relays only)."""
     timeout_seconds: float = 10.0
+    dev_mailbox: bool = False
+    """Show the ``file`` backend's mail at ``/dev/mailbox``: for trying a site on your own
+    machine only, since anyone who can reach it can read every reset link."""
 
 
 class UploadsSettings(_Section):

@@ -61,8 +61,11 @@ allow_registration = true
 
 [mail]
 from_address = "{name_plain} <noreply@localhost>"
-# Empty host: mail is written to data/mail and shown at /dev/mailbox.
+# Empty host: mail is written to data/mail instead of being sent.
 host = ""
+# Show that mail at /dev/mailbox. Only on your own machine: anyone who can reach the
+# site could read every password-reset link.
+dev_mailbox = {dev_mailbox}
 # port = 587
 # username = ""
 # password = ""
@@ -104,13 +107,14 @@ disabled = []
 """
 
 
-def write_config(folder: Path, *, name: str = "mercato", require_verified_email: bool = True) -> Path:
-    """Write a commented ``mercato.toml`` (and the override folders) into ``folder``."""
+def write_config(folder: Path, *, name: str = "mercato", demo: bool = False) -> Path:
+    """Write a commented ``mercato.toml`` (and the override folders) into ``folder``. A demo
+    site skips e-mail verification and shows its mail at ``/dev/mailbox``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "templates").mkdir(exist_ok=True)
     (folder / "static").mkdir(exist_ok=True)
     target = folder / CONFIG_FILENAME
     text = CONFIG_TEMPLATE.format(name=json.dumps(name), name_plain=name.replace('"', ""),
-                                  require_verified_email=str(require_verified_email).lower())
+                                  require_verified_email=str(not demo).lower(), dev_mailbox=str(demo).lower())
     target.write_text(text, encoding="utf-8")
     return target

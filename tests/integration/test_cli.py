@@ -579,3 +579,33 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path, servers: list[Server]) -> 
     assert returncode == 0, server.output[-3000:]
     assert "embedded nats-server stopped" in server.output
     assert wait_gone(nats, 5) == []
+
+
+def mercato_with_input(*args: str, cwd: Path, text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MERCATO, *args], cwd=cwd, env=clean_env(), capture_output=True, text=True,
+                          timeout=COMMAND_TIMEOUT, input=text)
+
+
+def test_users_create_admin_then_promote_and_refuse_weak_passwords(tmp_path: Path) -> None:
+    site = init_site(tmp_path)
+    weak = mercato_with_input("users", "create-admin", "--email", "root@example.com", "--name", "Root",
+                              "--password-stdin", cwd=site, text="password\n")
+    assert weak.returncode == 1
+    assert error_lines(weak) == ["error: password: This is a top-10 common password. Add another word or "
+                                 "two. Uncommon words are better."]
+
+    created = mercato_with_input("users", "create", "--email", "Dev@Example.com", "--name", "Dev",
+                                 "--role", "developer", "--password-stdin", cwd=site,
+                                 text="sturdy lamp harbour 9\n")
+    assert created.returncode == 0, created.stderr
+    assert "Created Dev@example.com (developer)." in created.stdout
+
+    again = mercato_with_input("users", "create", "--email", "dev@example.com", "--name", "Dev",
+                               "--password-stdin", cwd=site, text="sturdy lamp harbour 9\n")
+    assert again.returncode == 1
+    assert "already uses this e-mail address" in again.stderr
+
+    promoted = mercato_with_input("users", "create-admin", "--email", "dev@example.com", "--name", "Dev",
+                                  "--password-stdin", cwd=site, text="another sturdy lamp 10\n")
+    assert promoted.returncode == 0, promoted.stderr
+    assert "Dev@example.com is now an administrator" in promoted.stdout

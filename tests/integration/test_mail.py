@@ -189,6 +189,7 @@ async def test_explicit_file_backend_ignores_the_host(make_settings: Any, sites:
 
 @pytest.fixture
 async def mailbox_app(migrated_settings: Any) -> AsyncIterator[tuple[Any, Site]]:
+    migrated_settings.mail.dev_mailbox = True
     site = Site(migrated_settings)
     async with AsyncTestClient(create_app(site=site)) as client:
         yield client, site
@@ -235,6 +236,17 @@ async def test_dev_mailbox_unknown_and_traversing_ids_are_404(mailbox_app: tuple
         response = await client.get(path, headers=HTML)
         assert response.status_code == 404, path
         assert site.settings.secret_key() not in response.text
+
+
+async def test_dev_mailbox_is_off_unless_asked_for(migrated_settings: Any) -> None:
+    site = Site(migrated_settings)
+    async with AsyncTestClient(create_app(site=site)) as client:
+        await site.mail.send(to="ada@example.com", template="verify_email", display_name="Ada",
+                             link="http://127.0.0.1:8000/verify-email?token=secret", hours=48)
+        page = await client.get("/dev/mailbox", headers=HTML)
+    await _delete_streams(migrated_settings.events.nats_url, {migrated_settings.events.stream})
+    assert page.status_code == 404
+    assert "secret" not in page.text
 
 
 async def test_dev_mailbox_is_absent_with_an_smtp_host(make_settings: Any) -> None:

@@ -42,6 +42,11 @@ def register_middleware(site: Site) -> list[Any]:
 
 @hookimpl
 async def on_startup(site: Site) -> None:
+    ids = [provider.id for provider in site.plugins.auth_providers(site)]
+    taken = sorted({i for i in ids if ids.count(i) > 1})
+    if taken:
+        raise ValueError(f"two sign-in providers use the id {', '.join(map(repr, taken))}: rename one "
+                         "(e.g. its `[plugins.oidc_auth.providers.<id>]` table)")
     await runtime_of(site).start()
 
 
@@ -76,53 +81,94 @@ def users() -> None:
     """Manage accounts."""
 
 
+def _read_password(password_stdin: bool) -> str:
+    from mercato.cli import fail
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != password:
+        fail("the passwords differ; nothing was changed")
+    return password
+
+
+async def _in_site(site: Site, job: Any) -> str:
+    from mercato.core.migrate import upgrade_async
+
+    if site.db.sqlite:
+        await upgrade_async(site)
+    try:
+        async with site.db.transaction() as session:
+            await sync_skills(session)
+            return str(await job(site, session))
+    finally:
+        await site.db.dispose()
+
+
+@users.command("create")
+@click.option("--email", prompt=True, help="The person's e-mail address.")
+@click.option("--name", "display_name", prompt="Display name", help="Their name as others see it.")
+@click.option("--role", "roles", multiple=True, type=click.Choice(["client", "developer"]),
+              default=("client",), show_default=True, help="Repeat for both.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (scripts).")
+@click.pass_obj
+def create_user(ctx: Any, email: str, display_name: str, roles: tuple[str, ...],
+                password_stdin: bool) -> None:
+    """Create a verified account (for sites where sign-up is closed)."""
+    from mercato.core.accounts.services import AccountService
+
+    password = _read_password(password_stdin)
+
+    async def job(site: Site, session: Any) -> str:
+        user = await AccountService(site).register(
+            session, email=email, display_name=display_name, roles=list(roles), password=password,
+            method="cli", verified=True)
+        return f"Created {user.email} ({', '.join(sorted(user.roles))})."
+
+    _run_with_site(ctx, job)
+
+
 @users.command("create-admin")
 @click.option("--email", prompt=True, help="The admin's e-mail address.")
 @click.option("--name", "display_name", prompt="Display name", help="The admin's name as others see it.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (scripts).")
 @click.pass_obj
 def create_admin(ctx: Any, email: str, display_name: str, password_stdin: bool) -> None:
-    """Create an administrator (verified, client and developer), or make an existing account admin."""
-    from mercato.cli import fail
-
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Repeat password: ") != password:
-            fail("the passwords differ; nothing was changed")
-    site = ctx.site()
-    try:
-        message = asyncio.run(_create_admin(site, email, display_name, password))
-    except Exception as exc:
-        fail(_plain(exc))
-    click.echo(message)
-
-
-async def _create_admin(site: Site, email: str, display_name: str, password: str) -> str:
+    """Create an administrator (verified, client and developer), or make an existing account
+    admin: its password is replaced, its address counts as verified and a suspension ends."""
+    from mercato.core.accounts.models import UserStatus
     from mercato.core.accounts.services import AccountService
-    from mercato.core.db import utcnow
-    from mercato.core.migrate import upgrade_async
 
-    if site.db.sqlite:
-        await upgrade_async(site)
-    service = AccountService(site)
-    try:
-        async with site.db.transaction() as session:
-            await sync_skills(session)
-            user = await service.find_by_email(session, email)
-            if user is not None:
-                user.is_admin = True
-                if user.email_verified_at is None:
-                    user.email_verified_at = utcnow()
-                await service.set_password(session, user, password, keep_session=None)
-                return f"{user.email} is now an administrator (password changed)."
+    password = _read_password(password_stdin)
+
+    async def job(site: Site, session: Any) -> str:
+        service = AccountService(site)
+        user = await service.find_by_email(session, email)
+        if user is None:
             user = await service.register(session, email=email, display_name=display_name,
                                           roles=["client", "developer"], password=password, method="cli",
                                           verified=True, admin=True)
             return f"Created administrator {user.email}."
-    finally:
-        await site.db.dispose()
+        await service.set_password(session, user, password, keep_session=None, field="password")
+        user.is_admin = True
+        if user.status == UserStatus.SUSPENDED:
+            await service.reinstate(session, user, actor_id=None)
+        service.mark_verified(session, user)
+        return f"{user.email} is now an administrator (password changed; other sessions signed out)."
+
+    _run_with_site(ctx, job)
+
+
+def _run_with_site(ctx: Any, job: Any) -> None:
+    """Run ``job(site, session)`` in one transaction and print what it says."""
+    from mercato.cli import fail
+
+    site = ctx.site()
+    try:
+        message = asyncio.run(_in_site(site, job))
+    except Exception as exc:
+        fail(_plain(exc))
+    click.echo(message)
 
 
 def _plain(exc: Exception) -> str:

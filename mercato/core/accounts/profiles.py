@@ -149,7 +149,9 @@ class ProfileService:
         )
 
     async def public_user(self, session: AsyncSession, user: User) -> schemas.PublicUser:
-        return schemas.PublicUser(id=user.id, display_name=user.display_name, roles=sorted(user.roles),
+        # Who administers the site is not public: it would point attackers at the accounts to phish.
+        roles = sorted(user.roles - {"admin"})
+        return schemas.PublicUser(id=user.id, display_name=user.display_name, roles=roles,
                                   member_since=user.created_at, profile=await self.profile_out(session, user))
 
     async def me(self, session: AsyncSession, user: User) -> schemas.Me:

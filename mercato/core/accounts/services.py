@@ -16,6 +16,7 @@ from litestar.exceptions import (
     ClientException,
     NotAuthorizedException,
     NotFoundException,
+    PermissionDeniedException,
     ServiceUnavailableException,
 )
 from sqlalchemy import delete, select, update
@@ -280,27 +281,28 @@ class AccountService:
             user.password_hash = await hash_password(password)
         return user
 
-    async def check_password(self, user: User, password: str) -> None:
-        """Re-authentication before a sensitive change; 400 on ``current_password`` if wrong."""
+    async def check_password(self, user: User, password: str, *, field: str = "current_password") -> None:
+        """Re-authentication before a sensitive change; 400 on ``field`` if wrong."""
         if not (await verify_password(user.password_hash, password)).ok:
-            raise field_error("current_password", "That is not your current password.")
+            raise field_error(field, "That is not your current password.")
 
     async def require_reauthentication(self, session: AsyncSession, user: User, *, password: str | None,
                                        session_id: uuid.UUID) -> None:
         """Ask for the password again, or (provider-only accounts) a recent sign-in."""
         if user.password_hash:
-            await self.check_password(user, password or "")
+            await self.check_password(user, password or "", field="password")
             return
         auth = await self.live_session(session, session_id)
         if utcnow() - auth.authenticated_at > REAUTH_WINDOW:
             raise NotAuthorizedException("Sign in again to confirm it is you, then retry.")
 
     async def set_password(self, session: AsyncSession, user: User, new_password: str, *,
-                           keep_session: uuid.UUID | None, reason: str = "password_changed") -> None:
+                           keep_session: uuid.UUID | None, reason: str = "password_changed",
+                           field: str = "new_password") -> None:
         problems = password_problems(new_password, min_score=self.settings.min_password_score,
                                      user_inputs=[user.email, user.display_name])
         if problems:
-            raise field_error("new_password", problems[0])
+            raise field_error(field, problems[0])
         user.password_hash = await hash_password(new_password)
         user.password_changed_at = utcnow()
         await self.revoke_user_sessions(session, user.id, reason=reason, keep=keep_session)
@@ -367,10 +369,21 @@ class AccountService:
         user, row = await self.consume_account_token(session, TokenPurpose.VERIFY_EMAIL, token)
         if row.email.casefold() != user.email_key:
             raise ClientException("This link was for an address the account no longer uses.")
+        self.mark_verified(session, user)
+        return user
+
+    def mark_verified(self, session: AsyncSession, user: User) -> None:
+        """Record that ``user`` proved they own their address (once; emits ``user.verified``)."""
         if user.email_verified_at is None:
             user.email_verified_at = utcnow()
             emit(session, Event.of(events.UserVerified(user_id=user.id), actor_id=user.id))
-        return user
+
+    def require_verified(self, user: User) -> None:
+        """The gate on posting, bidding and money when ``[accounts] require_verified_email``."""
+        if self.settings.require_verified_email and not user.email_verified:
+            raise PermissionDeniedException(
+                "Verify your e-mail address first: open the link we sent you, or ask for a new one "
+                "in your account settings.")
 
     async def request_password_reset(self, session: AsyncSession,
                                      email: str) -> Callable[[], Awaitable[None]]:
@@ -399,8 +412,7 @@ class AccountService:
         if not user.is_active:
             raise ClientException("This account is suspended.")
         await self.set_password(session, user, new_password, keep_session=None, reason="password_reset")
-        if user.email_verified_at is None:  # the link proved the address
-            user.email_verified_at = utcnow()
+        self.mark_verified(session, user)  # the link proved the address
         return user
 
     async def request_email_change(self, session: AsyncSession, user: User, new_email: str) -> None:
@@ -450,8 +462,12 @@ class AccountService:
                                        identity.email.split("@")[0], roles=roles or [Role.CLIENT.value],
                                        password=None, method=identity.provider, verified=True)
         elif user.email_verified_at is None:
-            user.email_verified_at = utcnow()  # the provider vouches for the address
-            emit(session, Event.of(events.UserVerified(user_id=user.id), actor_id=user.id))
+            # The provider proves this person owns the address; whoever signed up with it
+            # before never did. Drop that password and its sessions, so an account
+            # "pre-registered" by someone else cannot be used to watch the real owner.
+            user.password_hash = None
+            await self.revoke_user_sessions(session, user.id, reason="ownership_proved")
+            self.mark_verified(session, user)
         session.add(UserIdentity(user_id=user.id, provider=identity.provider, subject=identity.subject))
         return user
 

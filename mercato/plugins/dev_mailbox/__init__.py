@@ -61,7 +61,7 @@ def frame_document(html: str) -> str:
 
 @hookimpl
 def register_routes(site: Site) -> list[Any]:
-    if site.mail.backend != "file":
+    if site.mail.backend != "file" or not site.settings.mail.dev_mailbox:
         return []
     return [mailbox_index, mailbox_message]
 
