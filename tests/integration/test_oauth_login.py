@@ -5,6 +5,7 @@ GitHub, Google-style OIDC and a generic OIDC provider."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -96,6 +97,12 @@ async def test_providers_are_listed_for_the_login_page(client: Any) -> None:
     assert all(p["login_url"] == f"/auth/{p['id']}/login" for p in listed["providers"])
 
 
+async def verify_from_mailbox(client: Any, email: str) -> None:
+    mail = next(m for m in client.site.mail.mailbox() if m.to.casefold() == email.casefold())
+    token = parse_qs(urlsplit(re.search(r"https?://\S+", mail.text).group(0)).query)["token"][0]
+    assert (await client.post("/api/v1/auth/verify-email", json={"token": token})).status_code == 200
+
+
 async def test_existing_account_is_linked_by_verified_email(
     client: Any, fresh_oauth_server: OAuthTestServer,
 ) -> None:
@@ -103,21 +110,44 @@ async def test_existing_account_is_linked_by_verified_email(
         "email": "Ada@Example.com", "password": "analytical engine notes", "display_name": "Ada",
         "roles": ["client"]})
     assert registered.status_code == 201
+    await verify_from_mailbox(client, "ada@example.com")
     fresh_oauth_server.next_user = TestUser(sub="ada-sub", email="ada@example.com", email_verified=True)
     done = await round_trip(client, "company")
     assert done.status_code == 303
     person = await me(client)
-    assert person["id"] == registered.json().get("id", person["id"])
     assert person["email"] == "Ada@example.com"
     assert person["has_password"] is True
     assert person["linked_providers"] == ["company"]
-    assert person["email_verified"] is True  # the provider vouched for the address
+    api = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+    assert (await client.get("/api/v1/me", headers=api)).status_code == 200  # her sessions go on
 
     # signing in again finds the same account through the link, whatever the e-mail says now
     fresh_oauth_server.next_user = TestUser(sub="ada-sub", email="other@example.com", email_verified=True)
     client.cookies.clear()
     await round_trip(client, "company")
     assert (await me(client))["id"] == person["id"]
+
+
+async def test_pre_registered_unverified_account_loses_the_squatters_password_and_sessions(
+    client: Any, fresh_oauth_server: OAuthTestServer,
+) -> None:
+    squatter = await client.post("/api/v1/auth/register", json={
+        "email": "grace@example.com", "password": "squatter knows this one", "display_name": "Grace?",
+        "roles": ["client"]})
+    assert squatter.status_code == 201
+    fresh_oauth_server.next_user = TestUser(sub="grace-sub", email="grace@example.com", email_verified=True)
+    done = await round_trip(client, "google")
+    assert done.status_code == 303
+    person = await me(client)
+    assert person["email_verified"] is True
+    assert person["has_password"] is False
+    assert person["linked_providers"] == ["google"]
+    stale = {"Authorization": f"Bearer {squatter.json()['access_token']}"}
+    assert (await client.get("/api/v1/me", headers=stale)).status_code == 401
+    client.cookies.clear()
+    login = await client.post("/api/v1/auth/login", json={"email": "grace@example.com",
+                                                          "password": "squatter knows this one"})
+    assert login.status_code == 401
 
 
 async def test_unverified_email_is_never_linked(client: Any, fresh_oauth_server: OAuthTestServer) -> None:
