@@ -115,6 +115,15 @@ def schema_errors(exc: msgspec.ValidationError) -> dict[str, str]:
     return {name: message}
 
 
+def reauth_errors(exc: HTTPException, *, default_field: str = "form") -> dict[str, str]:
+    """:func:`errors_of` for forms that re-ask the password in field ``current_password`` (the
+    services may name it ``password``, as the API body does)."""
+    errors = errors_of(exc, default_field=default_field)
+    if "password" in errors:
+        errors.setdefault("current_password", errors.pop("password"))
+    return errors
+
+
 def retry_headers(exc: RateLimited) -> dict[str, str]:
     """The ``Retry-After`` header of a rate-limited answer."""
     return {"Retry-After": str(exc.retry_after)}
@@ -204,7 +213,7 @@ async def account_page(request: AnyRequest, site: Site, *, failed: str = "",
     labels = {provider.id: provider.label for provider in site.plugins.auth_providers(site)}
     return await render(request, site, "settings_account.html", {
         "settings_tab": "account", "me": me, "failed": failed, "errors": errors or {}, "form": form or {},
-        "flash_messages": flash or [], "password_hint": PASSWORD_HINT,
+        "notices": flash or [], "password_hint": PASSWORD_HINT,
         "linked": [labels.get(provider, provider.title()) for provider in me.linked_providers],
         "password_auth_enabled": password_auth_enabled(site),
     }, status_code=status_code, headers=headers)
@@ -415,7 +424,7 @@ async def profile_settings_page(request: AnyRequest, site: Site, *, form: dict[s
     return await render(request, site, "settings_profile.html", {
         "settings_tab": "profile", "me": me, "form": values, "errors": errors or {}, "skills": skills,
         "timezones": zones, "currencies": CURRENCIES, "availability": AVAILABILITY,
-        "flash_messages": flash or [],
+        "notices": flash or [],
     }, status_code=status_code)
 
 
@@ -545,7 +554,7 @@ async def portfolio_settings_page(request: AnyRequest, site: Site, *, form: dict
         "settings_tab": "portfolio", "user_id": user_id,
         "items": [{"item": item, "description_html": Markup(item.description_html)} for item in page.items],
         "form": form or dict.fromkeys(PORTFOLIO_FIELDS, ""), "errors": errors or {},
-        "item_errors": item_errors or {}, "skills": skills, "flash_messages": flash or [],
+        "item_errors": item_errors or {}, "skills": skills, "notices": flash or [],
         "max_items": MAX_PORTFOLIO_ITEMS, "max_images": MAX_PORTFOLIO_IMAGES,
     }, status_code=status_code)
 
@@ -713,7 +722,7 @@ async def save_account(request: AnyRequest, site: NamedDependency[Site]) -> Page
             field = "new_email" if isinstance(exc, Conflict) else "form"
             status = exc.status_code if isinstance(exc, Conflict | RateLimited) else 400
             return await account_page(request, site, failed="email", form={"new_email": new_email},
-                                      errors=errors_of(exc, default_field=field), status_code=status,
+                                      errors=reauth_errors(exc, default_field=field), status_code=status,
                                       headers=headers)
         return redirect("/settings/account?sent=email")
     if action == "delete":
@@ -727,7 +736,8 @@ async def save_account(request: AnyRequest, site: NamedDependency[Site]) -> Page
                                                        session_id=principal.session_id)
                 files = await service.delete_account(session, user)
         except (ValidationException, NotAuthorizedException) as exc:
-            return await account_page(request, site, failed="delete", errors=errors_of(exc), status_code=400)
+            return await account_page(request, site, failed="delete", errors=reauth_errors(exc),
+                                      status_code=400)
         await delete_files(site, files)
         return redirect("/?account=deleted", [expired_session_cookie(site)])
     return await account_page(request, site, failed="form", errors={"form": "Unknown action."},

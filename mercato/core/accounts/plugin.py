@@ -65,6 +65,8 @@ async def extra_template_vars(site: Site, request: Request[Any, Any, Any] | None
     if principal is not None:
         async with site.db.reading() as session:
             user = await session.get(User, principal.user_id)
+            if user is not None:
+                session.expunge(user)  # keep its loaded values past the read's rollback
     return {"current_user": user, "csrf_token": csrf_token_for(request, site),
             "auth_providers": site.plugins.auth_providers(site),
             "password_auth": site.plugins.pm.has_plugin("password_auth"),

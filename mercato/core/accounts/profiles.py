@@ -244,6 +244,8 @@ class ProfileService:
         if after:
             try:
                 moment, last_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
+                if moment.tzinfo is None:
+                    raise ValueError("naive")
             except (TypeError, ValueError):
                 raise field_error("cursor", "This cursor is not valid; start again without one.") from None
             query = query.where(or_(PortfolioItem.created_at < moment,
