@@ -575,6 +575,20 @@ async def test_change_password_keeps_this_session_and_ends_the_others(app: App) 
     old = await app.client.post(f"{API}/auth/login", json={"email": ada.email, "password": PASSWORD})
     assert_problem(old, 401)
     await login(app.client, ada.email, NEW_PASSWORD)
+    notices = [m for m in await wait_for_mails(app, ada.email, 2) if "password" in m.subject.lower()]
+    assert len(notices) == 1, "the owner is told once that the password changed"
+    assert "/forgot-password" in notices[0].text
+    assert NEW_PASSWORD not in notices[0].text
+
+
+async def wait_for_mails(app: App, address: str, count: int) -> list[StoredMail]:
+    """Mails sent after commit arrive in the background; wait a little for them."""
+    for _ in range(50):
+        mails = app.mails_to(address)
+        if len(mails) >= count:
+            return mails
+        await asyncio.sleep(0.05)
+    return app.mails_to(address)
 
 
 async def test_change_email_flow(app: App) -> None:
@@ -833,8 +847,8 @@ async def test_portfolio_image_too_large_is_413(apps: Apps) -> None:
 
 async def test_avatar_upload_replace_and_remove(app: App) -> None:
     ada = await register(app.client, "ada@example.com")
-    assert_problem(await app.client.put(f"{API}/me/avatar", files={"file": ("a.png", png_bytes(), "image/png")}),
-                   401)
+    anonymous = await app.client.put(f"{API}/me/avatar", files={"file": ("a.png", png_bytes(), "image/png")})
+    assert_problem(anonymous, 401)
     first = await app.client.put(f"{API}/me/avatar", headers=ada.auth,
                                  files={"file": ("a.png", png_bytes((900, 600)), "image/png")})
     assert first.status_code == 200, first.text

@@ -3,9 +3,7 @@ deletion. The only place that changes these tables; routes stay thin and call in
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -70,24 +68,6 @@ class TokenPair:
     refresh_token: str
     expires_in: int
     token_type: str = "Bearer"
-
-
-async def _nothing() -> None:
-    return None
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-async def _run(job: Callable[[], Awaitable[None]]) -> None:
-    await job()
-
-
-def run_in_background(job: Callable[[], Awaitable[None]]) -> None:
-    """Run ``job`` without waiting for it (kept referenced until done)."""
-    task: asyncio.Task[None] = asyncio.get_running_loop().create_task(_run(job))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
 
 
 def normalise_email(value: str, *, field: str = "email") -> tuple[str, str]:
@@ -307,6 +287,9 @@ class AccountService:
         user.password_changed_at = utcnow()
         await self.revoke_user_sessions(session, user.id, reason=reason, keep=keep_session)
         emit(session, Event.of(events.UserPasswordChanged(user_id=user.id), actor_id=user.id))
+        # Tell the owner, so a change they did not make does not go unnoticed.
+        self.runtime.mail_after_commit(session.sync_session, to=user.email, template="password_changed",
+                                       display_name=user.display_name)
 
     # -- e-mailed links ---------------------------------------------------------
     async def issue_account_token(self, session: AsyncSession, user: User, purpose: TokenPurpose, *,
@@ -385,27 +368,18 @@ class AccountService:
                 "Verify your e-mail address first: open the link we sent you, or ask for a new one "
                 "in your account settings.")
 
-    async def request_password_reset(self, session: AsyncSession,
-                                     email: str) -> Callable[[], Awaitable[None]]:
-        """Prepare a reset link if ``email`` has an account. Returns the mailing to run after
-        commit, in the background, for known and unknown addresses alike: the answer must not
-        take longer when the account exists (no enumeration by timing)."""
+    async def request_password_reset(self, session: AsyncSession, email: str) -> None:
+        """Mail a reset link if ``email`` has an account, after commit and in the background:
+        the answer must not take longer when the account exists (no enumeration by timing)."""
         user = await self.find_by_email(session, email)
         if user is None or not user.is_active:
-            return _nothing
+            return
         minutes = self.settings.password_reset_minutes
         token = await self.issue_account_token(session, user, TokenPurpose.RESET_PASSWORD, email=user.email,
                                                lifetime=timedelta(minutes=minutes))
-        to, name, link = user.email, user.display_name, self.link("/reset-password", token)
-
-        async def send() -> None:
-            try:
-                await self.site.mail.send(to=to, template="password_reset", display_name=name, link=link,
-                                          minutes=minutes)
-            except Exception:
-                log.exception("password reset mail failed")
-
-        return send
+        self.runtime.mail_after_commit(session.sync_session, to=user.email, template="password_reset",
+                                       display_name=user.display_name, minutes=minutes,
+                                       link=self.link("/reset-password", token))
 
     async def reset_password(self, session: AsyncSession, token: str, new_password: str) -> User:
         user, _ = await self.consume_account_token(session, TokenPurpose.RESET_PASSWORD, token)
@@ -425,7 +399,7 @@ class AccountService:
         token = await self.issue_account_token(session, user, TokenPurpose.CHANGE_EMAIL, email=address,
                                                lifetime=timedelta(hours=hours))
         await self._mail(to=address, template="verify_email", display_name=user.display_name,
-                                  link=self.link("/confirm-email", token), hours=hours)
+                         link=self.link("/confirm-email", token), hours=hours, changing=True)
 
     async def confirm_email_change(self, session: AsyncSession, token: str) -> User:
         user, row = await self.consume_account_token(session, TokenPurpose.CHANGE_EMAIL, token)

@@ -39,6 +39,7 @@ log = structlog.get_logger("mercato.accounts")
 
 POLL_SECONDS = 3.0
 _PENDING_KEY = "mercato.revoked_sessions"
+_MAIL_KEY = "mercato.mail_after_commit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +49,9 @@ class Principal:
     user_id: uuid.UUID
     session_id: uuid.UUID
     roles: frozenset[str]
+    """Roles when the token was issued; authorise against the database row, which is current."""
     via: str
     """``bearer`` (API token) or ``cookie`` (the theme's session)."""
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.roles
 
 
 class RevocationList:
@@ -95,6 +93,7 @@ class AccountsRuntime:
         self._last_poll = utcnow()
         self._task: asyncio.Task[None] | None = None
         self._subscription: Any = None
+        self._mails: set[asyncio.Task[None]] = set()
         site.db.on_commit(self._after_commit)
 
     @property
@@ -107,7 +106,16 @@ class AccountsRuntime:
             (row.id, row.expires_at.timestamp()) for row in revoked
         )
 
+    def mail_after_commit(self, session: Session, *, to: str, template: str, **context: Any) -> None:
+        """Send a mail once ``session`` commits, in the background (a failure is logged):
+        for notices that must not undo the change, or slow down the answer."""
+        session.info.setdefault(_MAIL_KEY, []).append((to, template, context))
+
     def _after_commit(self, session: Session) -> None:
+        for to, template, context in session.info.pop(_MAIL_KEY, ()):
+            task = asyncio.get_running_loop().create_task(self._send(to, template, context))
+            self._mails.add(task)
+            task.add_done_callback(self._mails.discard)
         pending = session.info.pop(_PENDING_KEY, None)
         if not pending:
             return
@@ -118,6 +126,12 @@ class AccountsRuntime:
             payload = msgspec.json.encode(_Revoked(sessions=pending))
             task = asyncio.get_running_loop().create_task(nc.publish(self.subject, payload))
             task.add_done_callback(_log_failure)
+
+    async def _send(self, to: str, template: str, context: dict[str, Any]) -> None:
+        try:
+            await self.site.mail.send(to=to, template=template, **context)
+        except Exception:
+            log.exception("mail after commit failed", template=template)
 
     async def start(self) -> None:
         """Load live revocations, subscribe to other instances' and start polling. With the

@@ -76,8 +76,11 @@ class OutboxRelay:
         while True:
             # After failures, back off (up to a minute) instead of repeating at once.
             wait = self.sweep_seconds if not failures else min(self.sweep_seconds * 2**failures, 60.0)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands together with a wake-up, and stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 while await self.publish_pending() == self.batch_size:

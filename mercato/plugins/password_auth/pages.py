@@ -33,7 +33,7 @@ from mercato.core.accounts.pages import (
     to_login,
 )
 from mercato.core.accounts.routes import current_user, limit_mail
-from mercato.core.accounts.services import SIGNUP_ROLES, AccountService, Conflict, run_in_background
+from mercato.core.accounts.services import SIGNUP_ROLES, AccountService, Conflict
 from mercato.core.ratelimit import RateLimited
 from mercato.core.site import Site
 from mercato.plugins.password_auth.routes import LOGIN_FAILED, limit_login, limit_registration
@@ -129,7 +129,7 @@ async def send_reset_link(request: AnyRequest, site: NamedDependency[Site]) -> T
     try:
         await limit_mail(request, site, "reset-mail", email)
         async with site.db.transaction() as session:
-            send = await AccountService(site).request_password_reset(session, email)
+            await AccountService(site).request_password_reset(session, email)
     except RateLimited as exc:
         return await render(request, site, "forgot_password.html",
                             {"email": email, "errors": {"form": exc.detail}, "sent": False},
@@ -138,7 +138,6 @@ async def send_reset_link(request: AnyRequest, site: NamedDependency[Site]) -> T
         return await render(request, site, "forgot_password.html",
                             {"email": email, "errors": {"form": exc.detail}, "sent": False},
                             status_code=exc.status_code)
-    run_in_background(send)  # the same answer, as fast, whether the address has an account or not
     return await render(request, site, "forgot_password.html",
                         {"email": email, "errors": {}, "sent": True, "message": RESET_SENT})
 

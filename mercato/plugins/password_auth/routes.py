@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 
 from mercato.core.accounts import schemas
 from mercato.core.accounts.routes import current_user, limit_mail, require_principal
-from mercato.core.accounts.services import AccountService, TokenPair, run_in_background
+from mercato.core.accounts.services import AccountService, TokenPair
 from mercato.core.accounts.sessions import limiter_of
 from mercato.core.ratelimit import client_address
 from mercato.core.site import Site
@@ -80,8 +80,7 @@ class PasswordAuthController(Controller):
                             site: NamedDependency[Site]) -> schemas.Message:
         await limit_mail(request, site, "reset-mail", data.email)
         async with site.db.transaction() as session:
-            send = await AccountService(site).request_password_reset(session, data.email)
-        run_in_background(send)
+            await AccountService(site).request_password_reset(session, data.email)
         return schemas.Message(message="If an account uses this address, we sent it a link to choose a new "
                                "password.")
 
