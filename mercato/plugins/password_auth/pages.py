@@ -16,9 +16,7 @@ from litestar.exceptions import HTTPException, PermissionDeniedException, Valida
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from mercato.core.accounts.middleware import principal_of
-from mercato.core.accounts.oauth import safe_next
-from mercato.core.accounts.pages import (
+from mercato.core.accounts.forms import (
     MAX_PASSWORD_LENGTH,
     PASSWORD_HINT,
     account_page,
@@ -32,6 +30,8 @@ from mercato.core.accounts.pages import (
     signup_page,
     to_login,
 )
+from mercato.core.accounts.middleware import principal_of
+from mercato.core.accounts.oauth import safe_next
 from mercato.core.accounts.routes import current_user, limit_mail
 from mercato.core.accounts.services import SIGNUP_ROLES, AccountService, Conflict
 from mercato.core.ratelimit import RateLimited
