@@ -21,10 +21,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,7 +32,6 @@ from typing import Any
 import argon2
 import httpx
 import pytest
-import uvicorn
 
 from mercato import create_app
 from mercato.core.accounts.middleware import CSRF_COOKIE, SESSION_COOKIE, auth_middleware
@@ -45,6 +42,7 @@ from mercato.core.security.passwords import hash_password, verify_password
 from mercato.core.site import Site
 from tests.benchmarks._bench import median, percentile, report
 from tests.conftest import Databases, _delete_streams, _with_database
+from tests.e2e.conftest import LiveServer
 
 RUNS_ARGON2 = 30
 RUNS_TOKEN = 20_000
@@ -90,36 +88,6 @@ def timed_sync(runs: int, call: Callable[[], Any]) -> list[float]:
     return samples
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """The app under uvicorn in this event loop (like the e2e LiveServer, no access log)."""
-
-    def __init__(self, app: Any) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                                    access_log=False, lifespan="on"))
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Server:
-        self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.05)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        if self.task is not None:
-            await self.task
-
-
 class Live:
     def __init__(self, site: Site, url: str) -> None:
         self.site = site
@@ -139,7 +107,7 @@ async def live(make_settings: Any, databases: Databases) -> AsyncIterator[Live]:
     settings = _with_database(settings, await databases.create_migrated(settings))
     site = Site(settings)
     try:
-        async with Server(create_app(site=site)) as server:
+        async with LiveServer(create_app(site=site), access_log=False) as server:
             yield Live(site, server.url)
     finally:
         access.propagate, access.handlers = propagate, handlers

@@ -27,11 +27,12 @@ def free_port() -> int:
 class LiveServer:
     """Serves an ASGI app with uvicorn inside the test's event loop."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, access_log: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on")
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on",
+                           access_log=access_log)
         )
         self.task: asyncio.Task[None] | None = None
 
