@@ -33,6 +33,9 @@ TEST_DATABASE_URL = os.environ.get("MERCATO_TEST_DATABASE_URL", "")
 TEST_NATS_URL = os.environ.get("MERCATO_TEST_NATS_URL", "")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+pytest_plugins = ["tests.oauth_fixtures", "tests.smtp_fixtures"]
+"""Real servers some tests talk to: an Authlib OAuth/OIDC server and an aiosmtpd server."""
+
 CORE_HEAD = "0003"
 """The newest core migration; bump it with every core revision."""
 

@@ -18,8 +18,6 @@ from mercato.core.site import Site
 from tests.conftest import _delete_streams, _with_database
 from tests.oauth_server import CLIENTS, OAuthTestServer, TestUser
 
-pytest_plugins = ["tests.oauth_fixtures"]
-
 BROWSER = {"accept": "text/html"}
 
 

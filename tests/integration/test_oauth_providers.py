@@ -28,8 +28,6 @@ from mercato.core.security.providers import AuthProvider, ExternalIdentity, Prov
 from mercato.core.settings import ConfigError, load_settings
 from tests.oauth_server import CLIENTS, OAuthTestServer, TestUser, new_pkce_values, unused_port
 
-pytest_plugins = ["tests.oauth_fixtures"]
-
 OAUTH_PLUGINS = (
     "mercato.plugins.github_auth",
     "mercato.plugins.google_auth",
