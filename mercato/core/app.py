@@ -12,6 +12,7 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPluginProtocol
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -63,7 +64,13 @@ class MercatoCore(InitPluginProtocol):
         app_config.openapi_config = OpenAPIConfig(
             title=f"{site.name} API",
             version=mercato.__version__,
-            description="The mercato marketplace REST API. Errors are RFC 9457 problem details.",
+            description="The mercato marketplace REST API. Errors are RFC 9457 problem details. "
+                        "Authenticate with `Authorization: Bearer <access token>` from `/api/v1/auth/login`.",
+            components=Components(security_schemes={
+                "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT",
+                                              description="An access token from /api/v1/auth/login."),
+            }),
+            security=[{"BearerToken": []}],
             path="/schema",
             render_plugins=[
                 SwaggerRenderPlugin(
