@@ -644,3 +644,16 @@ async def test_the_provider_failure_page_renders(pages: Pages) -> None:
                                              message="Your e-mail address at this provider is not verified.")
     assert "Signing in with GitHub did not work" in page
     assert "is not verified" in page
+
+
+async def test_themed_404_knows_who_is_signed_in_and_can_log_out(pages: Pages) -> None:
+    lost = pages.browser()
+    await sign_up(lost, "lost@example.com", name="Lost Person")
+    missing = await lost.get("/no/such/page")
+    assert missing.status_code == 404
+    assert "Lost Person" in missing.text
+    token = CSRF.search(missing.text)
+    assert token, "the header's log-out form carries a CSRF token"
+    out = await lost.post("/logout", {"csrf_token": token.group(1)}, csrf=False)
+    assert out.status_code == 303
+    assert not lost.session_cookie

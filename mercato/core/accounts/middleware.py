@@ -46,10 +46,29 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal | None:
     return request.scope.get("user")  # type: ignore[return-value]
 
 
+def cookie_principal(request: Request[Any, Any, Any], site: Site) -> Principal | None:
+    """The browser session's person for requests the middleware never saw: Litestar runs
+    route middleware only on matched routes, so a themed 404 would otherwise show everyone
+    as signed out."""
+    if "user" in request.scope:
+        return principal_of(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    runtime = runtime_of(site)
+    try:
+        claims = runtime.signer.verify("session", token)
+    except InvalidToken:
+        return None
+    if claims.session_id in runtime.revoked:
+        return None
+    return Principal(claims.user_id, claims.session_id, claims.roles, "cookie")
+
+
 def csrf_token_for(request: Request[Any, Any, Any], site: Site) -> str:
     """The CSRF token forms on this page must send back."""
-    nonce = request.scope.get("state", {}).get(_STATE_NONCE, "")
-    principal = principal_of(request)
+    nonce = request.scope.get("state", {}).get(_STATE_NONCE) or request.cookies.get(CSRF_COOKIE, "")
+    principal = cookie_principal(request, site)
     return csrf_token(site.settings.secret_key(), nonce, str(principal.session_id) if principal else "")
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mercato import hookimpl
-from mercato.core.accounts.middleware import auth_middleware, csrf_token_for, principal_of
+from mercato.core.accounts.middleware import auth_middleware, cookie_principal, csrf_token_for
 from mercato.core.accounts.models import ACCOUNT_MODELS, User
 from mercato.core.accounts.oauth import OAUTH_ROUTES
 from mercato.core.accounts.pages import PAGE_ROUTES
@@ -60,7 +60,7 @@ async def extra_template_vars(site: Site, request: Request[Any, Any, Any] | None
     """``current_user`` (the signed-in ``User`` or None) and ``csrf_token`` for forms."""
     if request is None:
         return {}
-    principal = principal_of(request)
+    principal = cookie_principal(request, site)
     user = None
     if principal is not None:
         async with site.db.reading() as session:
