@@ -413,7 +413,6 @@ async def save_account(request: AnyRequest, site: NamedDependency[Site]) -> Page
                               status_code=400)
 
 
-
 SETTINGS_ROUTES: list[Any] = [
     settings_index, profile_settings, save_profile, upload_avatar, remove_avatar, portfolio_settings,
     add_portfolio_item, add_portfolio_image, delete_portfolio_item, account_settings, save_account,
