@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from mercato.core.events import EventHandler
     from mercato.core.navigation import NavItem
+    from mercato.core.search import SearchBackend
     from mercato.core.security.providers import AuthProvider
     from mercato.core.site import Site
     from mercato.core.storage import Storage
@@ -148,6 +149,13 @@ def get_storage(site: Site) -> Storage | None:
     """Return the :class:`~mercato.core.storage.Storage` that keeps uploaded files
     (avatars, portfolio images, attachments). ``firstresult``: the first plugin to answer
     wins; the built-in local-disk storage answers last. Since 0.1."""
+
+
+@hookspec(firstresult=True)
+def get_search_backend(site: Site) -> SearchBackend | None:
+    """Return the :class:`~mercato.core.search.SearchBackend` that indexes and searches
+    projects, services and developers. ``firstresult``; the built-in ``search_sql`` answers
+    last. Keep one backend object per site. Since 0.1."""
 
 
 # ---------------------------------------------------------------------------

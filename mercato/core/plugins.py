@@ -32,6 +32,9 @@ ENTRY_POINT_GROUP = "mercato"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.core.health",
     "mercato.core.accounts.plugin",
+    "mercato.core.catalog.plugin",
+    "mercato.core.contracts.plugin",
+    "mercato.core.projects.plugin",
     "mercato.plugins.pages",
     "mercato.plugins.password_auth",
     "mercato.plugins.local_storage",
@@ -275,6 +278,13 @@ class Plugins:
         if storage is None:
             raise PluginError("no plugin provides `get_storage`: enable the built-in `local_storage`")
         return storage
+
+    def search_backend(self, site: Any) -> Any:
+        """The search backend of the first plugin that answers ``get_search_backend``."""
+        backend = self.pm.hook.get_search_backend(site=site)
+        if backend is None:
+            raise PluginError("no plugin provides `get_search_backend`: enable the built-in `search_sql`")
+        return backend
 
     def commands(self) -> list[Any]:
         return self._collect(self._call("register_commands"))

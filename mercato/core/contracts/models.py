@@ -1,0 +1,74 @@
+"""Contracts and milestones."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mercato.core.db import Base, Timestamps, UTCDateTime, UUIDPrimaryKey
+
+
+class ContractStatus(StrEnum):
+    PENDING_FUNDING = "pending_funding"
+    """Agreed; waits for the client to fund the first milestone."""
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    DISPUTED = "disputed"
+
+
+class MilestoneStatus(StrEnum):
+    PENDING = "pending"
+    FUNDED = "funded"
+    SUBMITTED = "submitted"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+    CANCELLED = "cancelled"
+    DISPUTED = "disputed"
+
+
+class Contract(UUIDPrimaryKey, Timestamps, Base):
+    """An agreement between a client and a developer.
+
+    The origin (a proposal, a service order) is known only by kind and id: contracts never
+    import the domains that create them.
+    """
+
+    __tablename__ = "contracts"
+    __table_args__ = (UniqueConstraint("origin_type", "origin_id"),)
+
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    developer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    origin_type: Mapped[str] = mapped_column(String(20))
+    """``proposal`` or ``service_order``."""
+    origin_id: Mapped[uuid.UUID]
+    title: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(Integer)
+    """Minor units: the sum of the milestones."""
+    hourly: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(20), default=ContractStatus.PENDING_FUNDING, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class Milestone(UUIDPrimaryKey, Timestamps, Base):
+    """A part of the work paid on its own."""
+
+    __tablename__ = "milestones"
+
+    contract_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    amount: Mapped[int] = mapped_column(Integer)
+    """Minor units of the contract's currency."""
+    due_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Days after the contract starts; None when not agreed."""
+    status: Mapped[str] = mapped_column(String(20), default=MilestoneStatus.PENDING)
+
+
+CONTRACT_MODELS: list[type[Base]] = [Contract, Milestone]

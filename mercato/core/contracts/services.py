@@ -1,0 +1,164 @@
+"""Creating contracts and reading them. The only place that changes these tables."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from litestar.exceptions import NotFoundException
+from sqlalchemy import or_, select
+
+from mercato.core.contracts import events, schemas
+from mercato.core.contracts.models import Contract, Milestone
+from mercato.core.events import Event, emit
+from mercato.core.pagination import decode_cursor, encode_cursor
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True, slots=True)
+class MilestonePlan:
+    """A milestone as agreed before the contract exists."""
+
+    title: str
+    amount: int
+    description: str = ""
+    due_days: int | None = None
+
+
+class ContractService:
+    """Contracts of one site."""
+
+    async def create(
+        self,
+        session: AsyncSession,
+        *,
+        client_id: uuid.UUID,
+        developer_id: uuid.UUID,
+        origin_type: str,
+        origin_id: uuid.UUID,
+        title: str,
+        currency: str,
+        milestones: list[MilestonePlan],
+        hourly: bool = False,
+    ) -> Contract:
+        """A contract in ``pending_funding`` with its milestones; emits ``contract.created``.
+        One contract per origin (a unique constraint backs the callers' own checks)."""
+        if not milestones or any(m.amount <= 0 for m in milestones):
+            raise ValueError("a contract needs milestones with positive amounts")
+        contract = Contract(
+            client_id=client_id,
+            developer_id=developer_id,
+            origin_type=origin_type,
+            origin_id=origin_id,
+            title=title[:200],
+            currency=currency,
+            total=sum(m.amount for m in milestones),
+            hourly=hourly,
+        )
+        session.add(contract)
+        await session.flush()
+        for position, plan in enumerate(milestones):
+            session.add(
+                Milestone(
+                    contract_id=contract.id,
+                    position=position,
+                    title=plan.title[:200],
+                    description=plan.description,
+                    amount=plan.amount,
+                    due_days=plan.due_days,
+                )
+            )
+        emit(
+            session,
+            Event.of(
+                events.ContractCreated(
+                    contract_id=contract.id,
+                    client_id=client_id,
+                    developer_id=developer_id,
+                    origin_type=origin_type,
+                    origin_id=origin_id,
+                    currency=currency,
+                    total=contract.total,
+                ),
+                actor_id=client_id,
+            ),
+        )
+        return contract
+
+    async def party_contract(
+        self, session: AsyncSession, contract_id: uuid.UUID, user_id: uuid.UUID
+    ) -> Contract:
+        """``contract_id`` if ``user_id`` is a party to it; 404 otherwise."""
+        contract = await session.get(Contract, contract_id)
+        if contract is None or user_id not in (contract.client_id, contract.developer_id):
+            raise NotFoundException("No such contract.")
+        return contract
+
+    async def out(self, session: AsyncSession, contract: Contract) -> schemas.ContractOut:
+        rows = (
+            await session.execute(
+                select(Milestone).where(Milestone.contract_id == contract.id).order_by(Milestone.position)
+            )
+        ).scalars()
+        return schemas.ContractOut(
+            id=contract.id,
+            client_id=contract.client_id,
+            developer_id=contract.developer_id,
+            origin_type=contract.origin_type,
+            origin_id=contract.origin_id,
+            title=contract.title,
+            currency=contract.currency,
+            total=contract.total,
+            hourly=contract.hourly,
+            status=contract.status,
+            created_at=contract.created_at,
+            milestones=[
+                schemas.MilestoneOut(
+                    id=m.id,
+                    position=m.position,
+                    title=m.title,
+                    description=m.description,
+                    amount=m.amount,
+                    due_days=m.due_days,
+                    status=m.status,
+                )
+                for m in rows
+            ],
+        )
+
+    async def list_for(
+        self, session: AsyncSession, user_id: uuid.UUID, *, limit: int, cursor: str | None
+    ) -> schemas.ContractPage:
+        query = (
+            select(Contract)
+            .where(or_(Contract.client_id == user_id, Contract.developer_id == user_id))
+            .order_by(Contract.created_at.desc(), Contract.id.desc())
+        )
+        after = decode_cursor(cursor, 2)
+        if after:
+            moment, last = _cursor_key(after)
+            query = query.where(
+                or_(Contract.created_at < moment, (Contract.created_at == moment) & (Contract.id < last))
+            )
+        rows = list((await session.execute(query.limit(limit + 1))).scalars())
+        page = rows[:limit]
+        next_cursor = (
+            encode_cursor(page[-1].created_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
+        )
+        return schemas.ContractPage(items=[await self.out(session, c) for c in page], next_cursor=next_cursor)
+
+
+def _cursor_key(after: list[object]) -> tuple[datetime, uuid.UUID]:
+    from mercato.core.errors import field_error
+
+    try:
+        moment, last = datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1]))
+    except ValueError:
+        raise field_error("cursor", "This cursor is not valid; start again without one.") from None
+    if moment.tzinfo is None:
+        raise field_error("cursor", "This cursor is not valid; start again without one.")
+    return moment, last
