@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,11 +19,19 @@ from mercato.core.plugins import PluginError
 
 if TYPE_CHECKING:
     from mercato.core.settings import Settings
+    from mercato.core.site import Site
+
+
+async def _prepare(site: Site, prepare: Callable[[Site], Awaitable[None]]) -> None:
+    try:
+        await prepare(site)
+    finally:
+        await site.db.dispose()
 
 
 def serve(
     obj: Any, settings: Settings, *, host: str, port: int, workers: int, reload: bool,
-    migrate: bool | None,
+    migrate: bool | None, prepare: Callable[[Site], Awaitable[None]] | None = None,
 ) -> None:
     """Run the web server in the foreground until Ctrl-C."""
     from mercato.cli import fail
@@ -43,6 +53,8 @@ def serve(
             migrations.upgrade(site)
         except Exception as exc:
             fail(f"database migration failed: {exc}")
+    if prepare is not None:  # e.g. demo data, once the schema exists and before workers start
+        asyncio.run(_prepare(site, prepare))
     embedded = None
     env = {"MERCATO_SITE": str(settings.site_path)}
     if not settings.events.nats_url:

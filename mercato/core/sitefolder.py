@@ -16,7 +16,7 @@ CONFIG_TEMPLATE = """\
 [site]
 name = {name}
 # The public address, used in e-mails and OAuth redirects.
-base_url = "http://127.0.0.1:8000"
+base_url = {base_url}
 # SQLite database, embedded NATS store and uploads (relative to this folder).
 data_dir = "data"
 # A bundled theme name, or a folder with templates/ and static/.
@@ -107,14 +107,21 @@ disabled = []
 """
 
 
-def write_config(folder: Path, *, name: str = "mercato", demo: bool = False) -> Path:
+def write_config(
+    folder: Path, *, name: str = "mercato", demo: bool = False, base_url: str = "http://127.0.0.1:8000"
+) -> Path:
     """Write a commented ``mercato.toml`` (and the override folders) into ``folder``. A demo
     site skips e-mail verification and shows its mail at ``/dev/mailbox``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "templates").mkdir(exist_ok=True)
     (folder / "static").mkdir(exist_ok=True)
     target = folder / CONFIG_FILENAME
-    text = CONFIG_TEMPLATE.format(name=json.dumps(name), name_plain=name.replace('"', ""),
-                                  require_verified_email=str(not demo).lower(), dev_mailbox=str(demo).lower())
+    text = CONFIG_TEMPLATE.format(
+        name=json.dumps(name),
+        name_plain=name.replace('"', ""),
+        base_url=json.dumps(base_url),
+        require_verified_email=str(not demo).lower(),
+        dev_mailbox=str(demo).lower(),
+    )
     target.write_text(text, encoding="utf-8")
     return target

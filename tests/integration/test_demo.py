@@ -1,0 +1,67 @@
+"""The demo marketplace: seeded through the domain services, deterministic, idempotent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from mercato.core.accounts.models import User
+from mercato.core.contracts.models import Contract
+from mercato.core.demo import DEMO_CLIENT, DEMO_DEVELOPER, DEMO_PASSWORD, prepare_demo, seed_demo
+from mercato.core.projects.models import Project, Proposal
+from tests.conftest import _with_database
+
+
+async def counts(site: Any) -> dict[str, Any]:
+    async with site.db.reading() as session:
+        projects = dict(
+            (await session.execute(select(Project.status, func.count()).group_by(Project.status))).all()
+        )
+        proposals = dict(
+            (await session.execute(select(Proposal.status, func.count()).group_by(Proposal.status))).all()
+        )
+        users = await session.scalar(select(func.count()).select_from(User))
+        contracts = await session.scalar(select(func.count()).select_from(Contract))
+        titles = list(
+            (await session.execute(select(Project.title).order_by(Project.title).limit(3))).scalars()
+        )
+    return {
+        "projects": projects,
+        "proposals": proposals,
+        "users": users,
+        "contracts": contracts,
+        "titles": titles,
+    }
+
+
+async def test_demo_seeds_every_state_once_and_the_same_way(
+    sites: Any,
+    migrated_settings: Any,
+    make_settings: Any,
+    databases: Any,
+) -> None:
+    site = await sites.start(migrated_settings, background=False)
+    await prepare_demo(site)
+    seeded = await counts(site)
+    other_settings = make_settings()
+    other = await sites.start(
+        _with_database(other_settings, await databases.create_migrated(other_settings)), background=False
+    )
+    await prepare_demo(other)
+    assert await counts(other) == seeded, "the same seed gives the same marketplace"
+    assert seeded["users"] == 60
+    assert set(seeded["projects"]) == {"open", "hired", "closed", "draft", "cancelled"}
+    assert set(seeded["proposals"]) == {"submitted", "shortlisted", "accepted", "declined", "withdrawn"}
+    assert seeded["contracts"] == seeded["projects"]["hired"] == seeded["proposals"]["accepted"]
+
+    await seed_demo(site)  # an existing site is left alone
+    assert await counts(site) == seeded
+
+    from mercato.core.accounts.services import AccountService
+
+    async with site.db.transaction() as session:
+        for email in (DEMO_CLIENT, DEMO_DEVELOPER):
+            user = await AccountService(site).authenticate(session, email, DEMO_PASSWORD)
+            assert user is not None, email
+            assert user.email_verified, email
