@@ -89,12 +89,23 @@ class ProposalService:
         raise NotFoundException("No such proposal.")
 
     async def _for_client(
-        self, session: AsyncSession, proposal_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False
+        self, session: AsyncSession, proposal_id: uuid.UUID, user_id: uuid.UUID
     ) -> tuple[Proposal, Project]:
+        """Every change of a proposal locks its project row first, then reads the proposal
+        again: one lock order for every writer (no deadlocks), and no lost updates."""
         proposal = await self.visible(session, proposal_id, user_id)
-        project = await self.projects.owned(session, proposal.project_id, user_id, lock=lock)
-        await session.refresh(proposal)  # after the project lock: see the latest state
+        project = await self.projects.owned(session, proposal.project_id, user_id, lock=True)
+        await session.refresh(proposal)
         return proposal, project
+
+    async def _lock_project(self, session: AsyncSession, project_id: uuid.UUID) -> Project:
+        query = (
+            select(Project)
+            .where(Project.id == project_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await session.execute(query)).scalar_one()
 
     async def _for_developer(
         self, session: AsyncSession, proposal_id: uuid.UUID, user_id: uuid.UUID
@@ -102,8 +113,8 @@ class ProposalService:
         proposal = await self.visible(session, proposal_id, user_id)
         if proposal.developer_id != user_id:
             raise PermissionDeniedException("Only the developer who made this proposal can do that.")
-        project = await session.get(Project, proposal.project_id)
-        assert project is not None
+        project = await self._lock_project(session, proposal.project_id)
+        await session.refresh(proposal)
         return proposal, project
 
     # -- bidding -------------------------------------------------------------------
@@ -143,7 +154,8 @@ class ProposalService:
     async def submit(
         self, session: AsyncSession, developer: User, project_id: uuid.UUID, body: schemas.ProposalIn
     ) -> Proposal:
-        project = await self.projects.visible(session, project_id, developer.id)
+        await self.projects.visible(session, project_id, developer.id)
+        project = await self._lock_project(session, project_id)  # a hire may be committing right now
         if project.client_id == developer.id:
             raise PermissionDeniedException("You cannot bid on your own project.")
         if not developer.is_developer:
@@ -294,7 +306,7 @@ class ProposalService:
         """Hire: the proposal is accepted, a contract made from it, the project ``hired`` and
         every other live proposal declined - one transaction. The project row is locked first
         (PostgreSQL; SQLite has one writer), so two acceptances race to exactly one contract."""
-        proposal, project = await self._for_client(session, proposal_id, client.id, lock=True)
+        proposal, project = await self._for_client(session, proposal_id, client.id)
         if project.status != ProjectStatus.OPEN:
             raise InvalidTransition(f"This project is {project.status}; nobody more can be hired.")
         check_transition(proposal.status, ProposalStatus.ACCEPTED, PROPOSAL_TRANSITIONS, "proposal")

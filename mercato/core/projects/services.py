@@ -64,8 +64,8 @@ class ProjectService:
         Everything else that was ever published: anyone."""
         if user_id is not None and project.client_id == user_id:
             return True
-        if project.status == ProjectStatus.DRAFT:
-            return False
+        if project.status == ProjectStatus.DRAFT or project.published_at is None:
+            return False  # never published (a draft, or a cancelled draft)
         if project.visibility == "public":
             return True
         if user_id is None:
@@ -93,7 +93,8 @@ class ProjectService:
         """The project if ``user_id`` owns it; 404 otherwise. ``lock``: FOR UPDATE on PostgreSQL."""
         query = select(Project).where(Project.id == project_id)
         if lock:
-            query = query.with_for_update()
+            # populate_existing: the row may already be in this session from before the lock
+            query = query.with_for_update().execution_options(populate_existing=True)
         project = (await session.execute(query)).scalar_one_or_none()
         if project is None or project.client_id != user_id:
             if project is not None and await self.can_view(session, project, user_id):
@@ -212,6 +213,11 @@ class ProjectService:
         """``closed`` (open, nobody hired) or ``cancelled``; live proposals are declined."""
         from mercato.core.projects.proposals import decline_live_proposals
 
+        if project.status not in (ProjectStatus.DRAFT, ProjectStatus.OPEN):
+            # A hired project ends with its contract (completed or cancelled there), never here.
+            raise InvalidTransition(
+                f"This project is {project.status}; it can no longer be closed or cancelled."
+            )
         check_transition(project.status, target, PROJECT_TRANSITIONS, "project")
         project.status = target
         project.ended_at = utcnow()
