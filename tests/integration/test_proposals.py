@@ -692,8 +692,8 @@ async def test_a_contract_without_a_plan_has_one_milestone(app: App) -> None:
     assert (one["total"], one["hourly"], one["currency"]) == (275_00, False, "USD")
     assert [(m["title"], m["amount"]) for m in one["milestones"]] == [("Fix the checkout page", 275_00)]
     rate = contracts[hourly_bid["id"]]
-    assert (rate["total"], rate["hourly"], rate["currency"]) == (60_00, True, "EUR")
-    assert [(m["title"], m["amount"]) for m in rate["milestones"]] == [("First week of work", 60_00)]
+    assert (rate["total"], rate["hourly"], rate["currency"]) == (40 * 60_00, True, "EUR")
+    assert [(m["title"], m["amount"]) for m in rate["milestones"]] == [("First week (40 hours)", 40 * 60_00)]
 
 
 # ---------------------------------------------------------------------------

@@ -228,9 +228,10 @@ def format_rate(rate: schemas.Money | None) -> str:
     return f"{symbol}{amount}/hr" if symbol else f"{rate.currency} {amount}/hr"
 
 
-def parse_rate(text: str, currency: str) -> tuple[dict[str, Any] | None, str]:
-    """An hourly rate typed in major units (``45``, ``62.50``, ``1,200``) → (MoneyIn fields or
-    None when empty, error message)."""
+def parse_rate(text: str, currency: str, *,
+               maximum: int = MAX_RATE_MINOR) -> tuple[dict[str, Any] | None, str]:
+    """An amount typed in major units (``45``, ``62.50``, ``1,200``) → (MoneyIn fields or None
+    when empty, error message). ``maximum`` is in minor units (default: an hourly rate's)."""
     value = text.strip().replace(" ", "").lstrip("$\u20ac\u00a3")
     if not value:
         return None, ""
@@ -246,8 +247,8 @@ def parse_rate(text: str, currency: str) -> tuple[dict[str, Any] | None, str]:
         minor = int(Decimal(value) * 100)
     except InvalidOperation:
         return None, "Enter an amount such as 45 or 62.50."
-    if minor > MAX_RATE_MINOR:
-        return None, f"Enter at most {format_amount(MAX_RATE_MINOR)}."
+    if minor > maximum:
+        return None, f"Enter at most {format_amount(maximum)}."
     return {"amount": minor, "currency": currency}, ""
 
 

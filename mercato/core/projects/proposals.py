@@ -29,6 +29,9 @@ from mercato.core.projects.models import (
 )
 from mercato.core.projects.services import InvalidTransition, ProjectService, check_transition
 
+HOURS_PER_FIRST_WEEK = 40
+"""An hourly hire without a plan starts with one milestone of this many hours."""
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -313,8 +316,10 @@ class ProposalService:
         plan = [MilestonePlan(title=m["title"], amount=m["amount"]) for m in proposal.milestones]
         hourly = project.budget_type == "hourly"
         if not plan:
-            title = "First week of work" if hourly else project.title
-            plan = [MilestonePlan(title=title, amount=proposal.amount)]
+            # An hourly hire starts with a first week of 40 hours at the agreed rate.
+            amount = proposal.amount * HOURS_PER_FIRST_WEEK if hourly else proposal.amount
+            title = f"First week ({HOURS_PER_FIRST_WEEK} hours)" if hourly else project.title
+            plan = [MilestonePlan(title=title, amount=amount)]
         contract = await ContractService().create(
             session,
             client_id=client.id,

@@ -1,0 +1,1338 @@
+"""The theme's project pages: browsing open projects, posting and editing one, the project
+page (bidding for developers; comparing, shortlisting, declining and hiring for its client),
+the dashboard and a contract's page. Server-rendered forms; JavaScript only adds comfort.
+
+Money is typed in major units (``1500``, ``62.50``) and stored in minor units. Forms that fail
+re-render with the input kept and the message next to the field (status 400; 403 or 409 when
+the service refuses). Someone else's draft, proposal or contract is a 404, never a hint.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Template
+from markupsafe import Markup
+from sqlalchemy import func, select
+
+from mercato.core.accounts import schemas as account_schemas
+from mercato.core.accounts.forms import (
+    CURRENCIES,
+    CURRENCY_SYMBOLS,
+    AnyRequest,
+    Page,
+    errors_of,
+    form_text,
+    format_amount,
+    format_rate,
+    parse_rate,
+    redirect,
+    schema_errors,
+    skill_names,
+    split_list,
+    to_login,
+)
+from mercato.core.accounts.middleware import principal_of
+from mercato.core.accounts.models import Skill, User, UserStatus
+from mercato.core.accounts.profiles import ProfileService
+from mercato.core.accounts.routes import current_user, require_principal
+from mercato.core.catalog.services import CategoryOut, category_tree, expand_categories
+from mercato.core.contracts.services import ContractService
+from mercato.core.db import utcnow
+from mercato.core.projects import schemas
+from mercato.core.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
+from mercato.core.projects.proposals import ProposalService
+from mercato.core.projects.services import ProjectService
+from mercato.core.site import Site
+
+if TYPE_CHECKING:
+    from litestar.datastructures import FormMultiDict
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+DURATIONS = {
+    "less_than_week": "Less than a week",
+    "1_4_weeks": "1 to 4 weeks",
+    "1_3_months": "1 to 3 months",
+    "3_6_months": "3 to 6 months",
+    "over_6_months": "More than 6 months",
+}
+EXPERIENCE = {"entry": "Entry level", "intermediate": "Intermediate", "expert": "Expert"}
+BUDGET_TYPES = {"fixed": "Fixed price", "hourly": "Hourly rate"}
+VISIBILITY = {"public": "Public", "invite_only": "Invite only"}
+STATUS_LABELS = {
+    "draft": "Draft",
+    "open": "Open",
+    "hired": "Hired",
+    "completed": "Completed",
+    "cancelled": "Cancelled",
+    "closed": "Closed",
+    "submitted": "Submitted",
+    "shortlisted": "Shortlisted",
+    "accepted": "Accepted",
+    "declined": "Declined",
+    "withdrawn": "Withdrawn",
+    "pending_funding": "Awaiting funding",
+    "active": "Active",
+    "disputed": "Disputed",
+    "pending": "Pending",
+    "funded": "Funded",
+    "changes_requested": "Changes requested",
+    "approved": "Approved",
+}
+PROPOSAL_SORTS = {"newest": "Newest", "price": "Price", "duration": "Duration", "skill_match": "Skill match"}
+PROPOSAL_FILTERS = ("submitted", "shortlisted", "accepted", "declined", "withdrawn")
+MAX_QUESTIONS = 5
+MAX_AMOUNT_MINOR = 10_000_000_00
+"""The largest budget or bid a form accepts (the API's limit)."""
+MAX_MILESTONE_ROWS = 5
+PAGE_SIZE = 20
+PROJECT_FIELDS = (
+    "title",
+    "description",
+    "category",
+    "skills",
+    "budget_type",
+    "budget_min",
+    "budget_max",
+    "currency",
+    "duration",
+    "experience_level",
+    "visibility",
+)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+_API_HINT = re.compile(r"\s*\(GET /api/v1/[a-z/]+\)")
+_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MARKDOWN_MARKS = re.compile(r"[#*_`>~|]+")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.MULTILINE)
+
+_PROJECT_NOTICES = {
+    "posted": ("success", "Your project is published: developers can now send proposals."),
+    "draft": ("success", "Saved as a draft. Only you can see it until you publish it."),
+    "published": ("success", "Your project is published: developers can now send proposals."),
+    "saved": ("success", "Your changes are saved."),
+    "closed": ("success", "The project is closed. Developers with open proposals were told."),
+    "cancelled": ("success", "The project is cancelled. Developers with open proposals were told."),
+    "invited": ("success", "Invitation sent: the developer sees it on their dashboard."),
+    "bid": ("success", "Your proposal is sent. The client is notified and can shortlist or hire you."),
+    "bid-edited": ("success", "Your proposal is updated."),
+    "withdrawn": ("success", "Your proposal is withdrawn. You can bid again while the project is open."),
+    "shortlisted": ("success", "The proposal is shortlisted."),
+    "declined": ("success", "The proposal is declined; the developer was told."),
+}
+
+Slugs = Annotated[list[str] | None, QueryParameter(max_items=40)]
+
+
+# ---------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------
+
+
+def format_money(minor: int, currency: str) -> str:
+    """``$1,500``; currencies without a symbol here read ``CHF 1,500``."""
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    amount = format_amount(minor)
+    return f"{symbol}{amount}" if symbol else f"{currency} {amount}"
+
+
+def format_price(minor: int, currency: str, hourly: bool) -> str:
+    """A total (``$1,500``) or an hourly rate (``$90/hr``)."""
+    if hourly:
+        return format_rate(account_schemas.Money(amount=minor, currency=currency))
+    return format_money(minor, currency)
+
+
+def format_budget(budget: schemas.BudgetOut) -> str:
+    """``$500 - $1,500``, ``$40 - $80/hr`` or one amount when both ends are equal."""
+    hourly = budget.type == "hourly"
+    if budget.min == budget.max:
+        return format_price(budget.min, budget.currency, hourly)
+    text = f"{format_money(budget.min, budget.currency)} \u2013 {format_money(budget.max, budget.currency)}"
+    return f"{text}/hr" if hourly else text
+
+
+def time_ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """``just now``, ``5 minutes ago``, ``yesterday``, ``3 days ago``, ``2 months ago``."""
+    if moment is None:
+        return ""
+    seconds = max(0, int(((now or utcnow()) - moment).total_seconds()))
+    if seconds < 60:
+        return "just now"
+    if 86_400 <= seconds < 2 * 86_400:
+        return "yesterday"
+    units = (
+        (365 * 86_400, "year"),
+        (30 * 86_400, "month"),
+        (7 * 86_400, "week"),
+        (86_400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+    )
+    for size, unit in units:
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    return "just now"  # pragma: no cover
+
+
+def excerpt(markdown: str, length: int = 220) -> str:
+    """The first words of a Markdown text as plain text."""
+    text = _LIST_ITEM.sub("\u2022 ", markdown)
+    text = _MARKDOWN_MARKS.sub("", _MARKDOWN_LINK.sub(r"\1", text))
+    text = " ".join(text.split())
+    if len(text) <= length:
+        return text
+    return text[:length].rsplit(" ", 1)[0].rstrip(",.;:") + "\u2026"
+
+
+def plain_errors(errors: dict[str, str]) -> dict[str, str]:
+    """Service messages meant for API clients, without their ``(GET /api/...)`` pointers."""
+    return {key: _API_HINT.sub("", message) for key, message in errors.items()}
+
+
+def money_input(minor: int) -> str:
+    """Minor units as typed into a form (``1500``, ``62.50``)."""
+    return format_amount(minor).replace(",", "")
+
+
+def developer_id_in(text: str) -> uuid.UUID | None:
+    """The user id in a pasted profile link (``https://…/users/<uuid>``) or a bare id."""
+    found = _UUID.search(text.strip())
+    return uuid.UUID(found.group(0)) if found else None
+
+
+@dataclass
+class Names:
+    """Display names of categories and skills (projects store slugs)."""
+
+    tree: list[CategoryOut]
+    categories: dict[str, str]
+    skills: dict[str, str]
+
+    def category(self, slug: str) -> str:
+        return self.categories.get(slug, slug)
+
+    def skill(self, slug: str) -> str:
+        return self.skills.get(slug, slug)
+
+
+async def load_names(session: AsyncSession) -> Names:
+    tree = await category_tree(session)
+    categories: dict[str, str] = {}
+    for top in tree:
+        categories[top.slug] = top.name
+        for child in top.children:
+            categories[child.slug] = child.name
+    skills = dict((await session.execute(select(Skill.slug, Skill.name))).all())
+    return Names(tree=tree, categories=categories, skills=skills)
+
+
+def helpers(names: Names) -> dict[str, Any]:
+    """Formatting functions every project template may call."""
+    return {
+        "money": format_money,
+        "price": format_price,
+        "budget_text": format_budget,
+        "ago": time_ago,
+        "category_name": names.category,
+        "skill_name": names.skill,
+        "status_labels": STATUS_LABELS,
+        "durations": DURATIONS,
+        "experience_levels": EXPERIENCE,
+        "budget_types": BUDGET_TYPES,
+    }
+
+
+async def render(
+    request: AnyRequest, site: Site, template: str, values: dict[str, Any], *, status_code: int = 200
+) -> Template:
+    """A themed page (``projects/<template>``)."""
+    return await site.templates.page(request, f"projects/{template}", values, status_code=status_code)
+
+
+def needs_verification(site: Site, user: User) -> bool:
+    return bool(site.settings.accounts.require_verified_email and not user.email_verified)
+
+
+def refused(exc: HTTPException) -> bool:
+    """Whether a service's error belongs on the form (not a 401/404 page)."""
+    return exc.status_code not in (401, 404)
+
+
+def card(project: schemas.ProjectOut, names: Names) -> dict[str, Any]:
+    """What a project's card in a list shows."""
+    return {
+        "project": project,
+        "url": f"/projects/{project.id}",
+        "budget": format_budget(project.budget),
+        "category": names.category(project.category),
+        "skills": [names.skill(slug) for slug in project.skills],
+        "posted": time_ago(project.published_at or project.created_at),
+        "posted_at": (project.published_at or project.created_at).isoformat(),
+        "excerpt": excerpt(project.description),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Browse
+# ---------------------------------------------------------------------------
+
+
+async def count_open(
+    session: AsyncSession, categories: list[str], skills: list[str], budget_type: str | None
+) -> int:
+    """How many open public projects the filters match (the same rules as ``browse``)."""
+    query = select(Project.skills).where(Project.status == ProjectStatus.OPEN, Project.visibility == "public")
+    if categories:
+        query = query.where(Project.category_slug.in_(await expand_categories(session, categories)))
+    if budget_type:
+        query = query.where(Project.budget_type == budget_type)
+    if not skills:
+        counted = select(func.count()).select_from(query.subquery())
+        return int((await session.execute(counted)).scalar_one())
+    wanted = set(skills)
+    return sum(1 for row in (await session.execute(query)).scalars() if wanted <= set(row or []))
+
+
+@get("/projects", include_in_schema=False, name="projects:browse")
+async def browse_projects(
+    request: AnyRequest,
+    site: NamedDependency[Site],
+    category: Slugs = None,
+    skills: Annotated[str | None, QueryParameter(max_length=500)] = None,
+    budget_type: FromQuery[str | None] = None,
+    cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
+    page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+    limit: Annotated[int, QueryParameter(ge=1, le=50)] = PAGE_SIZE,
+) -> Template:
+    """Open public projects, newest first, with a filter sidebar and "Next page" links."""
+    principal = principal_of(request)
+    viewer = principal.user_id if principal else None
+    kind = budget_type if budget_type in BUDGET_TYPES else None
+    errors: dict[str, str] = {}
+    result: schemas.ProjectPage | None = None
+    total = 0
+    async with site.db.reading() as session:
+        names = await load_names(session)
+        chosen = [slug for slug in dict.fromkeys(category or []) if slug in names.categories]
+        skill_slugs: list[str] = []
+        if skills and skills.strip():
+            try:
+                resolved = await ProfileService(site).resolve_skills(
+                    session, split_list(skills), field="skills"
+                )
+                skill_slugs = [skill.slug for skill in resolved]
+            except ValidationException as exc:
+                errors.update(plain_errors(errors_of(exc, default_field="skills")))
+        if not errors:
+            try:
+                result = await ProjectService(site).browse(
+                    session,
+                    viewer=viewer,
+                    categories=chosen,
+                    skills=skill_slugs,
+                    budget_type=kind,
+                    limit=limit,
+                    cursor=cursor,
+                )
+            except ValidationException as exc:  # a cursor that is not ours
+                errors.update(plain_errors(errors_of(exc, default_field="cursor")))
+            total = await count_open(session, chosen, skill_slugs, kind)
+        skill_options = await skill_names(session)
+    items = [card(project, names) for project in result.items] if result else []
+    filters: dict[str, Any] = {"category": chosen, "skills": skills or "", "budget_type": kind or ""}
+    next_url = None
+    if result and result.next_cursor:
+        query: dict[str, Any] = {key: value for key, value in filters.items() if value}
+        query.update(cursor=result.next_cursor, page=page + 1)
+        if limit != PAGE_SIZE:
+            query["limit"] = limit
+        next_url = "/projects?" + urlencode(query, doseq=True)
+    first = (page - 1) * limit + 1
+    first_url = "/projects"
+    if any(filters.values()):
+        first_url += "?" + urlencode({key: value for key, value in filters.items() if value}, doseq=True)
+    open_groups = {
+        top.slug
+        for top in names.tree
+        if top.slug in chosen or any(child.slug in chosen for child in top.children)
+    }
+    return await render(
+        request,
+        site,
+        "browse.html",
+        {
+            **helpers(names),
+            "items": items,
+            "total": total,
+            "first": first,
+            "last": first + len(items) - 1,
+            "page": page,
+            "next_url": next_url,
+            "first_url": first_url,
+            "filters": filters,
+            "errors": errors,
+            "filtered": any(filters.values()),
+            "tree": names.tree,
+            "open_groups": open_groups,
+            "skills": skill_options,
+        },
+        status_code=400 if errors else 200,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Posting and editing a project
+# ---------------------------------------------------------------------------
+
+
+def project_form_values(form: FormMultiDict) -> dict[str, Any]:
+    values: dict[str, Any] = {name: form_text(form, name) for name in PROJECT_FIELDS}
+    questions = [q if isinstance(q, str) else "" for q in form.getall("questions", [])][:MAX_QUESTIONS]
+    values["questions"] = questions + [""] * (MAX_QUESTIONS - len(questions))
+    return values
+
+
+def project_form_of(project: Project, names: Names) -> dict[str, Any]:
+    """The form filled with a saved project."""
+    questions = list(project.screening_questions)[:MAX_QUESTIONS]
+    return {
+        "title": project.title,
+        "description": project.description,
+        "category": project.category_slug,
+        "skills": ", ".join(names.skill(slug) for slug in project.skills),
+        "budget_type": project.budget_type,
+        "budget_min": money_input(project.budget_min),
+        "budget_max": money_input(project.budget_max),
+        "currency": project.currency,
+        "duration": project.duration,
+        "experience_level": project.experience_level,
+        "visibility": project.visibility,
+        "questions": questions + [""] * (MAX_QUESTIONS - len(questions)),
+    }
+
+
+def empty_project_form() -> dict[str, Any]:
+    return {
+        **dict.fromkeys(PROJECT_FIELDS, ""),
+        "budget_type": "fixed",
+        "currency": "USD",
+        "experience_level": "intermediate",
+        "visibility": "public",
+        "questions": [""] * MAX_QUESTIONS,
+    }
+
+
+def project_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The API body a project form describes, and what is wrong with it (friendlier than the
+    schema's messages for the fields people get wrong most)."""
+    errors: dict[str, str] = {}
+    title = " ".join(values["title"].split())
+    if len(title) < 5:
+        errors["title"] = "Give the project a title of at least 5 characters."
+    if len(values["description"].strip()) < 20:
+        errors["description"] = (
+            "Describe the work in at least 20 characters: goals, deliverables, constraints."
+        )
+    if not values["category"]:
+        errors["category"] = "Pick a category."
+    if values["budget_type"] not in BUDGET_TYPES:
+        errors["budget_type"] = "Choose a fixed price or an hourly rate."
+    currency = values["currency"]
+    if currency not in CURRENCIES:
+        errors["currency"] = "Pick a currency from the list."
+    amounts: dict[str, int] = {}
+    for name, missing in (
+        ("budget_min", "Enter the least you expect to pay."),
+        ("budget_max", "Enter the most you would pay."),
+    ):
+        money, problem = parse_rate(
+            values[name], currency if currency in CURRENCIES else "USD", maximum=MAX_AMOUNT_MINOR
+        )
+        if problem:
+            errors[name] = problem
+        elif money is None:
+            errors[name] = missing
+        elif money["amount"] < 1:
+            errors[name] = "Enter an amount above zero."
+        else:
+            amounts[name] = money["amount"]
+    if len(amounts) == 2 and amounts["budget_max"] < amounts["budget_min"]:
+        errors["budget_max"] = "The maximum must be at least the minimum."
+    if values["duration"] not in DURATIONS:
+        errors["duration"] = "Pick how long you expect the work to take."
+    if values["experience_level"] not in EXPERIENCE:
+        errors["experience_level"] = "Pick an experience level."
+    if values["visibility"] not in VISIBILITY:
+        errors["visibility"] = "Choose who can see the project."
+    body = {
+        "title": title,
+        "description": values["description"],
+        "category": values["category"],
+        "skills": split_list(values["skills"]),
+        "budget": {
+            "type": values["budget_type"],
+            "min": amounts.get("budget_min", 0),
+            "max": amounts.get("budget_max", 0),
+            "currency": currency,
+        },
+        "duration": values["duration"],
+        "experience_level": values["experience_level"],
+        "visibility": values["visibility"],
+        "screening_questions": [q.strip() for q in values["questions"] if q.strip()],
+    }
+    return body, errors
+
+
+async def project_form_page(
+    request: AnyRequest,
+    site: Site,
+    *,
+    mode: str,
+    form: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    project_id: uuid.UUID | None = None,
+    has_proposals: bool = False,
+    status_code: int = 200,
+) -> Template:
+    """``projects/new.html`` or ``projects/edit.html`` (both include ``_form.html``)."""
+    async with site.db.reading() as session:
+        user = await current_user(request, session, site)
+        names = await load_names(session)
+        skill_options = await skill_names(session)
+        is_client, verify = user.is_client, needs_verification(site, user)
+    form_errors = errors or {}
+    return await render(
+        request,
+        site,
+        f"{mode}.html",
+        {
+            **helpers(names),
+            "form": form,
+            "errors": form_errors,
+            "tree": names.tree,
+            "skills": skill_options,
+            "currencies": CURRENCIES,
+            "visibilities": VISIBILITY,
+            "max_questions": MAX_QUESTIONS,
+            "is_client": is_client,
+            "needs_verification": verify,
+            "project_id": project_id,
+            "has_proposals": has_proposals,
+            "field_errors": [key for key in form_errors if key != "form"],
+        },
+        status_code=status_code,
+    )
+
+
+@get("/projects/new", include_in_schema=False, name="projects:new")
+async def new_project(request: AnyRequest, site: NamedDependency[Site]) -> Template:
+    """The post-a-project form (or how to turn on the client role)."""
+    require_principal(request)
+    return await project_form_page(request, site, mode="new", form=empty_project_form())
+
+
+@post("/projects/new", include_in_schema=False, name="projects:create")
+async def create_project(request: AnyRequest, site: NamedDependency[Site]) -> Page:
+    """Save the form as a draft or publish it; on a mistake show it again with the input kept."""
+    if principal_of(request) is None:
+        return to_login("/projects/new")
+    form = await request.form()
+    values = project_form_values(form)
+    publish = form_text(form, "action") != "draft"
+    body, errors = project_body(values)
+    status_code = 400
+    async with site.db.reading() as session:
+        user = await current_user(request, session, site)
+        if not user.is_client:
+            return await project_form_page(request, site, mode="new", form=values, status_code=403)
+        if publish and needs_verification(site, user):
+            errors["form"] = (
+                "Verify your e-mail address before you publish: open the link we sent you. "
+                "Meanwhile you can save the project as a draft."
+            )
+            status_code = 403
+    data: schemas.ProjectIn | None = None
+    if not errors:
+        try:
+            data = msgspec.convert({**body, "publish": publish}, schemas.ProjectIn)
+        except msgspec.ValidationError as exc:
+            errors.update(schema_errors(exc))
+    project_id = None
+    if data is not None and not errors:
+        try:
+            async with site.db.transaction() as session:
+                client = await current_user(request, session, site)
+                project_id = (await ProjectService(site).create(session, client, data)).id
+        except HTTPException as exc:
+            if not refused(exc):
+                raise
+            errors.update(plain_errors(errors_of(exc)))
+            status_code = exc.status_code
+    if errors or project_id is None:
+        return await project_form_page(
+            request, site, mode="new", form=values, errors=errors, status_code=status_code
+        )
+    return redirect(f"/projects/{project_id}?done={'posted' if publish else 'draft'}")
+
+
+@get("/projects/{project_id:uuid}/edit", include_in_schema=False, name="projects:edit")
+async def edit_project(
+    request: AnyRequest, project_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """The project form filled with the saved project (drafts and open projects)."""
+    principal = require_principal(request)
+    async with site.db.reading() as session:
+        project = await ProjectService(site).owned(session, project_id, principal.user_id)
+        if project.status not in (ProjectStatus.DRAFT, ProjectStatus.OPEN):
+            return redirect(f"/projects/{project_id}")
+        values = project_form_of(project, await load_names(session))
+        has_proposals = project.status == ProjectStatus.OPEN and project.proposal_count > 0
+    return await project_form_page(
+        request, site, mode="edit", form=values, project_id=project_id, has_proposals=has_proposals
+    )
+
+
+@post("/projects/{project_id:uuid}/edit", include_in_schema=False, name="projects:update")
+async def update_project(
+    request: AnyRequest, project_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """Save the edited project; on a mistake show the form again with the input kept."""
+    if principal_of(request) is None:
+        return to_login(f"/projects/{project_id}/edit")
+    values = project_form_values(await request.form())
+    body, errors = project_body(values)
+    status_code = 400
+    data: schemas.ProjectUpdate | None = None
+    if not errors:
+        try:
+            data = msgspec.convert(body, schemas.ProjectUpdate)
+        except msgspec.ValidationError as exc:
+            errors.update(schema_errors(exc))
+    service = ProjectService(site)
+    if data is not None and not errors:
+        try:
+            async with site.db.transaction() as session:
+                client = await current_user(request, session, site)
+                project = await service.owned(session, project_id, client.id, lock=True)
+                await service.update(session, project, data)
+        except HTTPException as exc:
+            if not refused(exc):
+                raise
+            errors.update(plain_errors(errors_of(exc)))
+            status_code = exc.status_code
+    if errors:
+        async with site.db.reading() as session:
+            project = await service.owned(
+                session, project_id, (await current_user(request, session, site)).id
+            )
+            has_proposals = project.status == ProjectStatus.OPEN and project.proposal_count > 0
+        return await project_form_page(
+            request,
+            site,
+            mode="edit",
+            form=values,
+            errors=errors,
+            project_id=project_id,
+            has_proposals=has_proposals,
+            status_code=status_code,
+        )
+    return redirect(f"/projects/{project_id}?done=saved")
+
+
+# ---------------------------------------------------------------------------
+# The project page
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class PageState:
+    """What a project page shows besides the project: a form that failed, notices, the
+    comparison's sort and filter."""
+
+    notices: list[tuple[str, str]] = field(default_factory=list)
+    bid_form: dict[str, Any] | None = None
+    bid_errors: dict[str, str] = field(default_factory=dict)
+    editing: bool = False
+    """The developer edits their submitted proposal."""
+    invite_form: dict[str, str] = field(default_factory=dict)
+    invite_errors: dict[str, str] = field(default_factory=dict)
+    card_errors: dict[str, str] = field(default_factory=dict)
+    """Proposal id → what went wrong with an action on it."""
+    sort: str = "newest"
+    status: str = ""
+
+
+def empty_bid_form(questions: int) -> dict[str, Any]:
+    return {
+        "cover_letter": "",
+        "amount": "",
+        "duration_days": "",
+        "milestones": [{"title": "", "amount": ""} for _ in range(MAX_MILESTONE_ROWS)],
+        "answers": [""] * questions,
+    }
+
+
+def bid_form_of(proposal: schemas.ProposalOut, questions: int) -> dict[str, Any]:
+    """The bid form filled with a saved proposal."""
+    rows = [{"title": m.title, "amount": money_input(m.amount)} for m in proposal.milestones][
+        :MAX_MILESTONE_ROWS
+    ]
+    answers = list(proposal.answers)[:questions]
+    return {
+        "cover_letter": proposal.cover_letter,
+        "amount": money_input(proposal.amount),
+        "duration_days": str(proposal.duration_days),
+        "milestones": rows + [{"title": "", "amount": ""} for _ in range(MAX_MILESTONE_ROWS - len(rows))],
+        "answers": answers + [""] * (questions - len(answers)),
+    }
+
+
+def bid_form_values(form: FormMultiDict, questions: int) -> dict[str, Any]:
+    titles = [t if isinstance(t, str) else "" for t in form.getall("milestone_title", [])]
+    amounts = [a if isinstance(a, str) else "" for a in form.getall("milestone_amount", [])]
+    rows = [
+        {"title": titles[i] if i < len(titles) else "", "amount": amounts[i] if i < len(amounts) else ""}
+        for i in range(MAX_MILESTONE_ROWS)
+    ]
+    return {
+        "cover_letter": form_text(form, "cover_letter"),
+        "amount": form_text(form, "amount"),
+        "duration_days": form_text(form, "duration_days"),
+        "milestones": rows,
+        "answers": [form_text(form, f"answer_{i}") for i in range(1, questions + 1)],
+    }
+
+
+def bid_body(values: dict[str, Any], *, currency: str, hourly: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The proposal body a bid form describes, and what is wrong with it."""
+    errors: dict[str, str] = {}
+    if len(values["cover_letter"].strip()) < 20:
+        errors["cover_letter"] = "Write at least 20 characters: how you would do the work and why you fit."
+    money, problem = parse_rate(values["amount"], currency, maximum=MAX_AMOUNT_MINOR)
+    amount = 0
+    if problem:
+        errors["amount"] = problem
+    elif money is None:
+        errors["amount"] = "Enter your hourly rate." if hourly else "Enter your total price."
+    elif money["amount"] < 1:
+        errors["amount"] = "Enter an amount above zero."
+    else:
+        amount = money["amount"]
+    days = values["duration_days"].strip()
+    if not days.isdigit() or not 1 <= int(days) <= 730:
+        errors["duration_days"] = "Enter a number of days between 1 and 730, e.g. 14."
+    milestones: list[dict[str, Any]] = []
+    for number, row in enumerate(values["milestones"], start=1):
+        title, typed = row["title"].strip(), row["amount"].strip()
+        if not title and not typed:
+            continue
+        if hourly:
+            errors["milestones"] = "Hourly projects are billed by the hour, without a milestone plan."
+            break
+        part, wrong = parse_rate(typed, currency, maximum=MAX_AMOUNT_MINOR)
+        if not title or part is None or wrong or part["amount"] < 1:
+            errors["milestones"] = f"Milestone {number}: give it a title and an amount above zero."
+            break
+        milestones.append({"title": title, "amount": part["amount"]})
+    if (
+        milestones
+        and amount
+        and "milestones" not in errors
+        and sum(m["amount"] for m in milestones) != amount
+    ):
+        planned = format_money(sum(m["amount"] for m in milestones), currency)
+        errors["milestones"] = (
+            f"The milestones add up to {planned}; they must add up to your total price "
+            f"of {format_money(amount, currency)}."
+        )
+    for number, answer in enumerate(values["answers"], start=1):
+        if not answer.strip():
+            errors[f"answer_{number}"] = "Answer this question."
+    body = {
+        "cover_letter": values["cover_letter"].strip(),
+        "amount": amount,
+        "currency": currency,
+        "duration_days": int(days) if days.isdigit() else 0,
+        "milestones": milestones,
+        "answers": [answer.strip() for answer in values["answers"]],
+    }
+    return body, errors
+
+
+async def project_page(
+    request: AnyRequest,
+    site: Site,
+    project_id: uuid.UUID,
+    *,
+    state: PageState | None = None,
+    status_code: int = 200,
+) -> Template:
+    """``projects/detail.html`` as the viewer may see it: anyone, a developer (bid form or their
+    proposal) or the client who posted it (actions, the proposals' comparison, invitations)."""
+    state = state or PageState()
+    principal = principal_of(request)
+    viewer_id = principal.user_id if principal else None
+    projects = ProjectService(site)
+    proposals = ProposalService(site)
+    values: dict[str, Any] = {}
+    async with site.db.reading() as session:
+        project = await projects.visible(session, project_id, viewer_id)
+        out = await projects.out(session, project, viewer_id)
+        names = await load_names(session)
+        viewer = await session.get(User, viewer_id) if viewer_id else None
+        if viewer is not None and viewer.status != UserStatus.ACTIVE:
+            viewer = None
+        questions = len(out.screening_questions)
+        mine = None
+        compare: list[schemas.ProposalOut] = []
+        counts: Counter[str] = Counter()
+        if out.is_owner:
+            everything = await proposals.for_project(
+                session, project, project.client_id, status=None, sort=state.sort
+            )
+            counts = Counter(p.status for p in everything)
+            compare = [p for p in everything if not state.status or p.status == state.status]
+            values["hired_contract_id"] = next((p.contract_id for p in everything if p.contract_id), None)
+        elif out.my_proposal_id is not None:
+            row = await session.get(Proposal, out.my_proposal_id)
+            if row is not None:
+                mine = await proposals.out(session, row, project)
+        me = None
+        if viewer is not None:
+            me = {
+                "id": viewer.id,
+                "name": viewer.display_name,
+                "is_client": viewer.is_client,
+                "is_developer": viewer.is_developer,
+                "needs_verification": needs_verification(site, viewer),
+            }
+        client = await session.get(User, project.client_id)
+        values["client_since"] = client.created_at if client is not None else None
+    bid_form = state.bid_form
+    if bid_form is None:
+        bid_form = (
+            bid_form_of(mine, questions)
+            if mine is not None and (state.editing or mine.status == ProposalStatus.WITHDRAWN)
+            else empty_bid_form(questions)
+        )
+    notices = list(state.notices)
+    # A proposal the client already shortlisted cannot change: show it, not the form (unless an
+    # edit just failed, so its message shows next to the input).
+    editing = (
+        mine is not None
+        and state.editing
+        and (mine.status == ProposalStatus.SUBMITTED or bool(state.bid_errors))
+    )
+    if mine is not None and state.editing and not editing:
+        notices.append(("info", f"This proposal is {mine.status}; it can no longer be edited."))
+    if state.bid_errors.get("form") and mine is not None and not editing and mine.status != "withdrawn":
+        notices.append(("error", state.bid_errors["form"]))  # the form is not shown: say it up top
+    hourly = out.budget.type == "hourly"
+    can_bid = out.status == ProjectStatus.OPEN and not out.is_owner
+    return await render(
+        request,
+        site,
+        "detail.html",
+        {
+            **helpers(names),
+            **values,
+            "project": out,
+            "description_html": Markup(out.description_html),
+            "hourly": hourly,
+            "budget": format_budget(out.budget),
+            "category": names.category(out.category),
+            "skills_named": [names.skill(slug) for slug in out.skills],
+            "me": me,
+            "mine": mine,
+            "mine_cover_html": Markup(mine.cover_letter_html) if mine else "",
+            "can_bid": can_bid,
+            "editing": editing,
+            "bid_form": bid_form,
+            "bid_errors": state.bid_errors,
+            "invite_form": state.invite_form,
+            "invite_errors": state.invite_errors,
+            "card_errors": state.card_errors,
+            "notices": notices,
+            "proposals": [
+                {"p": p, "cover_html": Markup(p.cover_letter_html), "match": round(p.skill_match * 100)}
+                for p in compare
+            ],
+            "counts": counts,
+            "total_proposals": sum(counts.values()),
+            "sort": state.sort,
+            "status_filter": state.status,
+            "sorts": PROPOSAL_SORTS,
+            "filters": PROPOSAL_FILTERS,
+            "posted": time_ago(out.published_at) if out.published_at else "",
+            "max_milestones": MAX_MILESTONE_ROWS,
+            "currency_symbol": CURRENCY_SYMBOLS.get(out.budget.currency, ""),
+            "editable": out.status in (ProjectStatus.DRAFT, ProjectStatus.OPEN),
+        },
+        status_code=status_code,
+    )
+
+
+@get("/projects/{project_id:uuid}", include_in_schema=False, name="projects:detail")
+async def show_project(
+    request: AnyRequest,
+    project_id: FromPath[uuid.UUID],
+    site: NamedDependency[Site],
+    done: FromQuery[str | None] = None,
+    sort: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+) -> Template:
+    """A project; what else shows depends on who is looking."""
+    state = PageState(
+        notices=[_PROJECT_NOTICES[done]] if done in _PROJECT_NOTICES else [],
+        sort=sort if sort in PROPOSAL_SORTS else "newest",
+        status=status if status in PROPOSAL_FILTERS else "",
+    )
+    return await project_page(request, site, project_id, state=state)
+
+
+@post("/projects/{project_id:uuid}/proposals", include_in_schema=False, name="projects:bid")
+async def submit_bid(
+    request: AnyRequest, project_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """Send a proposal (or bid again after withdrawing)."""
+    principal = principal_of(request)
+    if principal is None:
+        return to_login(f"/projects/{project_id}")
+    async with site.db.reading() as session:
+        project = await ProjectService(site).visible(session, project_id, principal.user_id)
+        questions, currency = len(project.screening_questions), project.currency
+        hourly = project.budget_type == "hourly"
+    values = bid_form_values(await request.form(), questions)
+    body, errors = bid_body(values, currency=currency, hourly=hourly)
+    status_code = 400
+    data: schemas.ProposalIn | None = None
+    if not errors:
+        try:
+            data = msgspec.convert(body, schemas.ProposalIn)
+        except msgspec.ValidationError as exc:
+            errors.update(schema_errors(exc))
+    if data is not None and not errors:
+        try:
+            async with site.db.transaction() as session:
+                developer = await current_user(request, session, site)
+                await ProposalService(site).submit(session, developer, project_id, data)
+        except HTTPException as exc:
+            if not refused(exc):
+                raise
+            errors.update(plain_errors(errors_of(exc)))
+            status_code = exc.status_code
+    if errors:
+        return await project_page(
+            request,
+            site,
+            project_id,
+            status_code=status_code,
+            state=PageState(bid_form=values, bid_errors=errors),
+        )
+    return redirect(f"/projects/{project_id}?done=bid#my-proposal")
+
+
+async def _proposal_project(site: Site, proposal_id: uuid.UUID, user_id: uuid.UUID) -> tuple[uuid.UUID, int]:
+    """The project of a proposal its developer or client may see (404 otherwise), and how many
+    screening questions it asks."""
+    async with site.db.reading() as session:
+        proposal = await ProposalService(site).visible(session, proposal_id, user_id)
+        project = await session.get(Project, proposal.project_id)
+        return proposal.project_id, len(project.screening_questions) if project else 0
+
+
+@get("/proposals/{proposal_id:uuid}/edit", include_in_schema=False, name="projects:proposal-edit")
+async def edit_proposal(
+    request: AnyRequest, proposal_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """The project page with the developer's proposal in the bid form."""
+    principal = require_principal(request)
+    project_id, _ = await _proposal_project(site, proposal_id, principal.user_id)
+    return await project_page(request, site, project_id, state=PageState(editing=True))
+
+
+@post("/proposals/{proposal_id:uuid}/edit", include_in_schema=False, name="projects:proposal-update")
+async def update_proposal(
+    request: AnyRequest, proposal_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """Save the edited proposal (until the client shortlists it)."""
+    principal = principal_of(request)
+    if principal is None:
+        return to_login(f"/proposals/{proposal_id}/edit")
+    project_id, questions = await _proposal_project(site, proposal_id, principal.user_id)
+    async with site.db.reading() as session:
+        project = await session.get(Project, project_id)
+        assert project is not None
+        currency, hourly = project.currency, project.budget_type == "hourly"
+    values = bid_form_values(await request.form(), questions)
+    body, errors = bid_body(values, currency=currency, hourly=hourly)
+    status_code = 400
+    data: schemas.ProposalUpdate | None = None
+    if not errors:
+        try:
+            body.pop("currency")
+            data = msgspec.convert(body, schemas.ProposalUpdate)
+        except msgspec.ValidationError as exc:
+            errors.update(schema_errors(exc))
+    if data is not None and not errors:
+        try:
+            async with site.db.transaction() as session:
+                developer = await current_user(request, session, site)
+                await ProposalService(site).edit(session, developer, proposal_id, data)
+        except HTTPException as exc:
+            if not refused(exc):
+                raise
+            errors.update(plain_errors(errors_of(exc)))
+            status_code = exc.status_code
+    if errors:
+        return await project_page(
+            request,
+            site,
+            project_id,
+            status_code=status_code,
+            state=PageState(bid_form=values, bid_errors=errors, editing=True),
+        )
+    return redirect(f"/projects/{project_id}?done=bid-edited#my-proposal")
+
+
+_DONE = {"withdraw": "withdrawn", "shortlist": "shortlisted", "decline": "declined"}
+
+
+async def _proposal_action(
+    request: AnyRequest,
+    site: Site,
+    proposal_id: uuid.UUID,
+    action: str,
+    *,
+    message: str = "",
+    confirmed: bool = True,
+) -> Page:
+    """Withdraw (developer), shortlist, decline or accept (client); errors show on the project page."""
+    principal = principal_of(request)
+    if principal is None:
+        return to_login("/dashboard")
+    project_id, _ = await _proposal_project(site, proposal_id, principal.user_id)
+    service = ProposalService(site)
+    problem, status_code = "", 400
+    contract_id = None
+    if not confirmed:
+        problem = "Tick the box to confirm that you want to hire this developer."
+    else:
+        try:
+            async with site.db.transaction() as session:
+                user = await current_user(request, session, site)
+                if action == "withdraw":
+                    await service.withdraw(session, user, proposal_id)
+                elif action == "shortlist":
+                    await service.shortlist(session, user, proposal_id)
+                elif action == "decline":
+                    await service.decline(session, user, proposal_id, message[:2000])
+                else:
+                    contract_id = (await service.accept(session, user, proposal_id)).id
+        except HTTPException as exc:
+            if not refused(exc):
+                raise
+            problem = next(iter(plain_errors(errors_of(exc)).values()))
+            status_code = exc.status_code
+    if problem:
+        state = PageState(card_errors={str(proposal_id): problem})
+        if action == "withdraw" or status_code == 403:  # no proposal card of theirs to show it on
+            state = PageState(notices=[("error", problem)])
+        return await project_page(request, site, project_id, state=state, status_code=status_code)
+    if contract_id is not None:
+        return redirect(f"/contracts/{contract_id}?hired=1")
+    anchor = "#my-proposal" if action == "withdraw" else f"#proposal-{proposal_id}"
+    return redirect(f"/projects/{project_id}?done={_DONE[action]}{anchor}")
+
+
+@post("/proposals/{proposal_id:uuid}/withdraw", include_in_schema=False, name="projects:proposal-withdraw")
+async def withdraw_proposal(
+    request: AnyRequest, proposal_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    return await _proposal_action(request, site, proposal_id, "withdraw")
+
+
+@post("/proposals/{proposal_id:uuid}/shortlist", include_in_schema=False, name="projects:proposal-shortlist")
+async def shortlist_proposal(
+    request: AnyRequest, proposal_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    return await _proposal_action(request, site, proposal_id, "shortlist")
+
+
+@post("/proposals/{proposal_id:uuid}/decline", include_in_schema=False, name="projects:proposal-decline")
+async def decline_proposal(
+    request: AnyRequest, proposal_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    message = form_text(await request.form(), "message")
+    return await _proposal_action(request, site, proposal_id, "decline", message=message)
+
+
+@post("/proposals/{proposal_id:uuid}/accept", include_in_schema=False, name="projects:proposal-accept")
+async def accept_proposal(
+    request: AnyRequest, proposal_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """Hire: only with the confirmation box ticked; then the new contract's page."""
+    confirmed = form_text(await request.form(), "confirm") == "yes"
+    return await _proposal_action(request, site, proposal_id, "accept", confirmed=confirmed)
+
+
+async def _project_action(request: AnyRequest, site: Site, project_id: uuid.UUID, action: str) -> Page:
+    """Publish, close or cancel; a refusal shows on the project page."""
+    if principal_of(request) is None:
+        return to_login(f"/projects/{project_id}")
+    service = ProjectService(site)
+    try:
+        async with site.db.transaction() as session:
+            client = await current_user(request, session, site)
+            project = await service.owned(session, project_id, client.id, lock=True)
+            if action == "publish":
+                await service.publish(session, client, project)
+            else:
+                await service.close(session, project, target=ProjectStatus(action))
+    except HTTPException as exc:
+        if not refused(exc):
+            raise
+        return await project_page(
+            request,
+            site,
+            project_id,
+            status_code=exc.status_code,
+            state=PageState(notices=[("error", str(exc.detail))]),
+        )
+    return redirect(f"/projects/{project_id}?done={'published' if action == 'publish' else action}")
+
+
+@post("/projects/{project_id:uuid}/publish", include_in_schema=False, name="projects:publish")
+async def publish_project(
+    request: AnyRequest, project_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    return await _project_action(request, site, project_id, "publish")
+
+
+@post("/projects/{project_id:uuid}/close", include_in_schema=False, name="projects:close")
+async def close_project(
+    request: AnyRequest, project_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    return await _project_action(request, site, project_id, ProjectStatus.CLOSED)
+
+
+@post("/projects/{project_id:uuid}/cancel", include_in_schema=False, name="projects:cancel")
+async def cancel_project(
+    request: AnyRequest, project_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    return await _project_action(request, site, project_id, ProjectStatus.CANCELLED)
+
+
+@post("/projects/{project_id:uuid}/invites", include_in_schema=False, name="projects:invite")
+async def invite_developer(
+    request: AnyRequest, project_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """Invite a developer by profile link or id."""
+    if principal_of(request) is None:
+        return to_login(f"/projects/{project_id}")
+    form = await request.form()
+    values = {"developer": form_text(form, "developer"), "message": form_text(form, "message")}
+    errors: dict[str, str] = {}
+    status_code = 400
+    developer_id = developer_id_in(values["developer"])
+    if developer_id is None:
+        errors["developer"] = "Paste the developer's profile link (…/users/…) or their id."
+    elif len(values["message"]) > 2000:
+        errors["message"] = "Use at most 2000 characters."
+    else:
+        try:
+            async with site.db.transaction() as session:
+                client = await current_user(request, session, site)
+                service = ProjectService(site)
+                project = await service.owned(session, project_id, client.id)
+                await service.invite(
+                    session, project, schemas.InviteIn(developer_id=developer_id, message=values["message"])
+                )
+        except HTTPException as exc:
+            if not refused(exc):
+                raise
+            found = plain_errors(errors_of(exc, default_field="developer"))
+            errors["developer"] = found.get("developer_id") or next(iter(found.values()))
+            status_code = exc.status_code
+    if errors:
+        return await project_page(
+            request,
+            site,
+            project_id,
+            status_code=status_code,
+            state=PageState(invite_form=values, invite_errors=errors),
+        )
+    return redirect(f"/projects/{project_id}?done=invited")
+
+
+# ---------------------------------------------------------------------------
+# Contracts and the dashboard
+# ---------------------------------------------------------------------------
+
+
+@get("/contracts/{contract_id:uuid}", include_in_schema=False, name="contracts:detail")
+async def show_contract(
+    request: AnyRequest,
+    contract_id: FromPath[uuid.UUID],
+    site: NamedDependency[Site],
+    hired: FromQuery[str | None] = None,
+) -> Template:
+    """A contract's parties and milestones, for its two parties only."""
+    principal = require_principal(request)
+    service = ContractService()
+    async with site.db.reading() as session:
+        contract = await service.party_contract(session, contract_id, principal.user_id)
+        out = await service.out(session, contract)
+        people = {
+            user.id: user.display_name
+            for user in (
+                await session.execute(select(User).where(User.id.in_([out.client_id, out.developer_id])))
+            ).scalars()
+        }
+        project_id = None
+        if out.origin_type == "proposal":
+            proposal = await session.get(Proposal, out.origin_id)
+            project_id = proposal.project_id if proposal else None
+    is_client = principal.user_id == out.client_id
+    notices: list[tuple[str, str]] = []
+    if hired and is_client:
+        notices.append(
+            (
+                "success",
+                f"You hired {people.get(out.developer_id, 'the developer')}. "
+                "The contract waits for the first milestone to be funded.",
+            )
+        )
+    return await render(
+        request,
+        site,
+        "contract.html",
+        {
+            "contract": out,
+            "money": format_money,
+            "status_labels": STATUS_LABELS,
+            "notices": notices,
+            "client_name": people.get(out.client_id, "Deleted user"),
+            "developer_name": people.get(out.developer_id, "Deleted user"),
+            "is_client": is_client,
+            "project_id": project_id,
+        },
+    )
+
+
+@get("/dashboard", include_in_schema=False, name="projects:dashboard")
+async def dashboard(request: AnyRequest, site: NamedDependency[Site]) -> Template:
+    """What needs the signed-in person's attention: their projects and proposals on each side,
+    invitations and contracts."""
+    require_principal(request)
+    projects = ProjectService(site)
+    proposals = ProposalService(site)
+    async with site.db.reading() as session:
+        user = await current_user(request, session, site)
+        names = await load_names(session)
+        owned = await projects.mine(session, user.id)
+        per_status: dict[uuid.UUID, Counter[str]] = {p.id: Counter() for p in owned}
+        if owned:
+            rows = await session.execute(
+                select(Proposal.project_id, Proposal.status, func.count())
+                .where(Proposal.project_id.in_(list(per_status)))
+                .group_by(Proposal.project_id, Proposal.status)
+            )
+            for project_id, status, count in rows:
+                per_status[project_id][status] = count
+        shortlist: list[schemas.ProposalOut] = []
+        for project in owned:
+            if project.status == ProjectStatus.OPEN and per_status[project.id]["shortlisted"]:
+                shortlist += await proposals.for_project(
+                    session, project, user.id, status="shortlisted", sort="price"
+                )
+        contract_of: dict[uuid.UUID, uuid.UUID] = {}
+        if owned:
+            hired = select(Proposal.project_id, Proposal.contract_id).where(
+                Proposal.project_id.in_(list(per_status)), Proposal.contract_id.is_not(None)
+            )
+            contract_of = {row.project_id: row.contract_id for row in await session.execute(hired)}
+        groups: dict[str, list[dict[str, Any]]] = {"open": [], "draft": [], "hired": [], "ended": []}
+        for project in owned:
+            out = await projects.out(session, project, user.id)
+            group = project.status if project.status in groups else "ended"
+            groups[group].append(
+                {
+                    **card(out, names),
+                    "counts": per_status[project.id],
+                    "contract_id": contract_of.get(project.id),
+                }
+            )
+        mine = await proposals.mine(session, user.id)
+        invitations = [
+            card(await projects.out(session, p, user.id), names)
+            for p in await projects.invitations(session, user.id)
+        ]
+        contracts = (await ContractService().list_for(session, user.id, limit=10, cursor=None)).items
+        party_ids = {c.client_id for c in contracts} | {c.developer_id for c in contracts}
+        people: dict[uuid.UUID, str] = {}
+        if party_ids:
+            query = select(User.id, User.display_name).where(User.id.in_(list(party_ids)))
+            people = {row.id: row.display_name for row in await session.execute(query)}
+        is_client, is_developer, me_id = user.is_client, user.is_developer, user.id
+        verify = needs_verification(site, user)
+    live = [p for p in mine if p.status in (ProposalStatus.SUBMITTED, ProposalStatus.SHORTLISTED)]
+    won = [p for p in mine if p.status == ProposalStatus.ACCEPTED]
+    past = [p for p in mine if p.status in (ProposalStatus.DECLINED, ProposalStatus.WITHDRAWN)]
+    return await render(
+        request,
+        site,
+        "dashboard.html",
+        {
+            **helpers(names),
+            "show_client": is_client or bool(owned),
+            "show_developer": is_developer or bool(mine),
+            "groups": groups,
+            "owned_count": len(owned),
+            "shortlist": shortlist,
+            "live": live,
+            "won": won,
+            "past": past,
+            "invitations": invitations,
+            "contracts": contracts,
+            "people": people,
+            "needs_verification": verify,
+            "me_id": me_id,
+        },
+    )
+
+
+PAGE_ROUTES: list[Any] = [
+    browse_projects,
+    new_project,
+    create_project,
+    edit_project,
+    update_project,
+    show_project,
+    submit_bid,
+    edit_proposal,
+    update_proposal,
+    withdraw_proposal,
+    shortlist_proposal,
+    decline_proposal,
+    accept_proposal,
+    publish_project,
+    close_project,
+    cancel_project,
+    invite_developer,
+    show_contract,
+    dashboard,
+]
+"""The project pages the projects plugin registers."""
