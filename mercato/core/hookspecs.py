@@ -8,7 +8,8 @@ subset of a spec's arguments, by name. ``on_startup``, ``on_shutdown`` and
 hook runs while the app is assembled and must return its value plainly.
 
 Families: ``register_*`` collect one list from every plugin; ``on_*`` are lifecycle
-notifications; ``extra_template_vars`` and ``prepare_jinja_env`` extend the theme.
+notifications; ``extra_template_vars`` and ``prepare_jinja_env`` extend the theme;
+``validate_*`` let plugins reject content (collected reasons).
 Each spec names the version it appeared in; ``docs/plugins/hooks.md`` documents them all.
 """
 
@@ -156,6 +157,25 @@ def get_search_backend(site: Site) -> SearchBackend | None:
     """Return the :class:`~mercato.core.search.SearchBackend` that indexes and searches
     projects, services and developers. ``firstresult``; the built-in ``search_sql`` answers
     last. Keep one backend object per site. Since 0.1."""
+
+
+# ---------------------------------------------------------------------------
+# Content
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def validate_listing(site: Site, listing: dict[str, Any]) -> str | None:
+    """A chance to reject a service listing's text (moderation, spam, off-platform payment).
+
+    Called when a listing is created, updated or published, before the change is committed.
+    ``listing`` is a plain dict of what the author wrote: ``developer_id`` (str), ``title``,
+    ``description`` (Markdown), ``faq`` (``[{"question", "answer"}]``), ``packages``
+    (``[{"tier", "name", "description", "features"}]``), ``addons`` (``[{"kind", "title"}]``)
+    and ``requirements`` (the questions asked of buyers). Return ``None`` to allow it, or a
+    reason string shown to the author. Collected: every plugin is asked, and any reason
+    rejects the listing (HTTP 400 on the field ``content``, with every reason). Not async.
+    Since 0.1."""
 
 
 # ---------------------------------------------------------------------------

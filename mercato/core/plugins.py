@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.core.catalog.plugin",
     "mercato.core.contracts.plugin",
     "mercato.core.projects.plugin",
+    "mercato.core.listings.plugin",
     "mercato.plugins.pages",
     "mercato.plugins.password_auth",
     "mercato.plugins.local_storage",
@@ -42,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.github_auth",
     "mercato.plugins.google_auth",
     "mercato.plugins.oidc_auth",
+    "mercato.plugins.search_sql",
 )
 """Module names of the built-in plugins, in registration order."""
 
@@ -288,6 +290,13 @@ class Plugins:
 
     def commands(self) -> list[Any]:
         return self._collect(self._call("register_commands"))
+
+    # -- content ----------------------------------------------------------
+    def validate_listing(self, site: Any, listing: dict[str, Any]) -> list[str]:
+        """The reasons plugins give for rejecting ``listing`` (empty: it may be saved)."""
+        results = self._call("validate_listing", site=site, listing=listing)
+        # pluggy returns last-registered first; reverse into registration order.
+        return [str(reason) for reason in reversed(results) if reason]
 
     # -- theme ------------------------------------------------------------
     async def extra_template_vars(

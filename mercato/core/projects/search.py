@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from mercato.core.accounts.models import Skill
 from mercato.core.projects.models import Project, ProjectStatus
@@ -56,7 +56,7 @@ async def project_documents(session: AsyncSession, ids: list[uuid.UUID]) -> list
     ]
 
 
-async def all_project_ids(session: AsyncSession) -> list[uuid.UUID]:
-    """Every findable project (for a full reindex)."""
-    query = select(Project.id).where(Project.status == ProjectStatus.OPEN, Project.visibility == "public")
-    return list((await session.execute(query)).scalars())
+def project_ids() -> Select[uuid.UUID]:
+    """A query for the id of every findable project, oldest first (for a full reindex)."""
+    return (select(Project.id).where(Project.status == ProjectStatus.OPEN, Project.visibility == "public")
+            .order_by(Project.published_at, Project.id))
