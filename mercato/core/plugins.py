@@ -36,6 +36,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.core.contracts.plugin",
     "mercato.core.projects.plugin",
     "mercato.core.listings.plugin",
+    "mercato.core.discovery.plugin",
     "mercato.plugins.pages",
     "mercato.plugins.password_auth",
     "mercato.plugins.local_storage",

@@ -1,0 +1,123 @@
+"""The search API. The backend returns ids; the objects are loaded through their domains,
+which check again who may see them (an index is never the last word on access)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, QueryParameter
+from sqlalchemy import select
+
+from mercato.core.accounts.middleware import principal_of
+from mercato.core.accounts.models import User, UserStatus
+from mercato.core.accounts.profiles import ProfileService
+from mercato.core.accounts.schemas import PublicUser
+from mercato.core.catalog.services import expand_categories
+from mercato.core.errors import field_error
+from mercato.core.listings.models import Listing
+from mercato.core.listings.schemas import ServiceOut
+from mercato.core.listings.services import ListingService
+from mercato.core.pagination import Cursor
+from mercato.core.projects.models import Project
+from mercato.core.projects.schemas import ProjectOut
+from mercato.core.projects.services import ProjectService
+from mercato.core.search import SearchQuery
+from mercato.core.site import Site
+
+Slugs = Annotated[list[str] | None, QueryParameter(max_items=20)]
+KINDS = {"projects": "project", "services": "service", "developers": "developer"}
+
+
+class SearchPage(msgspec.Struct, kw_only=True):
+    type: str
+    total: int | None
+    items: list[ProjectOut] | list[ServiceOut] | list[PublicUser]
+    next_cursor: str | None
+    skill_facets: dict[str, int]
+    """Skill slug → matching results (when ``facets=true``)."""
+
+
+@get("/api/v1/search", tags=["search"], summary="Search projects, services or developers")
+async def search(
+    request: Request[Any, Any, Any],
+    site: NamedDependency[Site],
+    type: FromQuery[Literal["projects", "services", "developers"]] = "projects",
+    q: Annotated[str, QueryParameter(max_length=300)] = "",
+    skill: Slugs = None,
+    category: Slugs = None,
+    min_price: Annotated[int | None, QueryParameter(ge=0)] = None,
+    max_price: Annotated[int | None, QueryParameter(ge=0)] = None,
+    currency: Annotated[str | None, QueryParameter(pattern=r"^[A-Z]{3}$")] = None,
+    hourly: FromQuery[bool | None] = None,
+    max_delivery_days: Annotated[int | None, QueryParameter(ge=1, le=365)] = None,
+    sort: FromQuery[Literal["relevance", "newest", "price_asc", "price_desc"]] = "relevance",
+    limit: Annotated[int, QueryParameter(ge=1, le=50)] = 20,
+    cursor: Cursor = None,
+    facets: FromQuery[bool] = False,
+) -> SearchPage:
+    """Prices are minor units (cents). ``category`` includes its children."""
+    principal = principal_of(request)
+    viewer = principal.user_id if principal else None
+    kind = KINDS[type]
+    async with site.db.reading() as session:
+        query = SearchQuery(
+            kind=kind,  # type: ignore[arg-type]
+            q=q,
+            skills=skill or [],
+            categories=await expand_categories(session, category or []),
+            currency=currency,
+            price_min=min_price,
+            price_max=max_price,
+            hourly=hourly,
+            max_delivery_days=max_delivery_days,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            facets=facets,
+        )
+        try:
+            found = await site.plugins.search_backend(site).search(query)
+        except ValueError:
+            raise field_error("cursor", "This cursor is not valid; start again without one.") from None
+        items: list[Any] = []
+        if kind == "project":
+            rows = {
+                p.id: p
+                for p in (await session.execute(select(Project).where(Project.id.in_(found.ids)))).scalars()
+            }
+            projects = ProjectService(site)
+            for pid in found.ids:
+                project = rows.get(pid)
+                if project is not None and await projects.can_view(session, project, viewer):
+                    items.append(await projects.out(session, project, viewer))
+        elif kind == "service":
+            listing_rows = {
+                x.id: x
+                for x in (await session.execute(select(Listing).where(Listing.id.in_(found.ids)))).scalars()
+            }
+            listings = ListingService(site)
+            visible = [
+                listing_rows[i]
+                for i in found.ids
+                if i in listing_rows and await listings.can_view(session, listing_rows[i], viewer)
+            ]
+            items = await listings.outs(session, visible, viewer)
+        else:
+            users = {
+                u.id: u for u in (await session.execute(select(User).where(User.id.in_(found.ids)))).scalars()
+            }
+            profiles = ProfileService(site)
+            for uid in found.ids:
+                user = users.get(uid)
+                if user is not None and user.status == UserStatus.ACTIVE:
+                    items.append(await profiles.public_user(session, user))
+    return SearchPage(
+        type=type,
+        total=found.total,
+        items=items,
+        next_cursor=found.next_cursor,
+        skill_facets=found.skill_facets,
+    )
