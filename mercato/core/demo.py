@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 from faker import Faker
@@ -117,16 +117,22 @@ async def prepare_demo(site: Site) -> None:
     await seed_demo(site)
 
 
-async def seed_demo(site: Site, *, developers: int = 40, clients: int = 20, projects: int = 150) -> None:
+async def seed_demo(
+    site: Site, *, developers: int = 40, clients: int = 20, projects: int = 150, services: int = 80
+) -> None:
     """Fill an empty demo site. Does nothing when it already has accounts."""
     async with site.db.transaction() as session:
         if (await session.execute(User.__table__.select().limit(1))).first() is not None:
             return
-        await _seed(site, session, developers=developers, clients=clients, projects=projects)
-    log.info("demo data seeded", developers=developers, clients=clients, projects=projects)
+        await _seed(
+            site, session, developers=developers, clients=clients, projects=projects, services=services
+        )
+    log.info("demo data seeded", developers=developers, clients=clients, projects=projects, services=services)
 
 
-async def _seed(site: Site, session: AsyncSession, *, developers: int, clients: int, projects: int) -> None:
+async def _seed(
+    site: Site, session: AsyncSession, *, developers: int, clients: int, projects: int, services: int
+) -> None:
     fake = Faker()
     Faker.seed(SEED)
     rng = random.Random(SEED)
@@ -261,3 +267,80 @@ async def _seed(site: Site, session: AsyncSession, *, developers: int, clients: 
             await proposal_service.accept(session, client, live[0].id)
         elif status in (ProjectStatus.CLOSED, ProjectStatus.CANCELLED):
             await project_service.close(session, project, target=status)
+
+    await _seed_services(site, session, fake, rng, devs, buyers, services)
+
+
+async def _seed_services(
+    site: Site,
+    session: AsyncSession,
+    fake: Faker,
+    rng: random.Random,
+    devs: list[tuple[User, Track]],
+    buyers: list[User],
+    count: int,
+) -> None:
+    """Services with one to three packages and an add-on; a few paused, some ordered."""
+    from mercato.core.listings import schemas as listing_schemas
+    from mercato.core.listings.orders import OrderService
+    from mercato.core.listings.services import ListingService
+
+    listings, orders = ListingService(site), OrderService(site)
+    tiers: list[tuple[Literal["basic", "standard", "premium"], str, int]] = [
+        ("basic", "Basic", 1),
+        ("standard", "Standard", 2),
+        ("premium", "Premium", 4),
+    ]
+    for index in range(count):
+        owner, track = devs[index % len(devs)]
+        thing = rng.choice(track.things)
+        base = rng.randrange(5_000, 60_000, 2_500)
+        days = rng.randint(2, 10)
+        packages = [
+            listing_schemas.PackageIn(
+                tier=tier,
+                name=name,
+                price=base * factor,
+                delivery_days=days * factor,
+                revisions=min(factor, 3),
+                description=f"{name}: {thing} for a {fake.bs()}."[:1000],
+                features=[f"{factor * 2} review rounds", "Source code", "Deployment notes"][: factor + 1],
+            )
+            for tier, name, factor in tiers[: rng.randint(1, 3)]
+        ]
+        listing = await listings.create(
+            session,
+            owner,
+            listing_schemas.ServiceIn(
+                title=f"I will build {thing} with {', '.join(track.skills[:2])}"[:120],
+                description="\n\n".join(
+                    [f"I build {thing} for teams that need it done right.", *fake.paragraphs(nb=2)]
+                ),
+                category=rng.choice(track.categories),
+                skills=list(track.skills[:3]),
+                packages=packages,
+                addons=[
+                    listing_schemas.AddonIn(
+                        kind="extra_fast",
+                        title="Deliver two days sooner",
+                        price=base // 2,
+                        delivery_days_saved=1,
+                    )
+                ],
+                faq=[listing_schemas.FaqIn(question="Do you sign an NDA?", answer="Yes, gladly.")],
+                requirements=["What should it do, in a few sentences?"],
+                publish=True,
+            ),
+        )
+        if index % 10 == 9:
+            await listings.pause(session, listing)
+        elif index % 4 == 0:
+            buyer = buyers[index % len(buyers)]
+            await orders.place(
+                session,
+                buyer,
+                listing.id,
+                listing_schemas.OrderIn(
+                    package=packages[0].tier, requirements=["A small first version, please."]
+                ),
+            )

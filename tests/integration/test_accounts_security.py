@@ -48,6 +48,8 @@ from tests.integration.test_accounts_api import (
     register,
     wait_for_mail,
 )
+from tests.integration.test_listings import service_body
+from tests.marketplace_helpers import project_body, proposal_body
 
 SESSION_COOKIE = "mercato_session"
 CSRF_COOKIE = "mercato_csrf"
@@ -589,8 +591,9 @@ async def test_registration_is_rate_limited_per_address(apps: Apps) -> None:
 
 
 PRIVATE_KEYS = frozenset({"email", "has_password", "linked_providers"})
-WALKED_PREFIXES = ("/api/v1/", "/settings", "/users")
-FILLABLE = {"user_id": "a_id", "item_id": "a_item"}
+WALKED_PREFIXES = ("/api/v1/", "/settings", "/users", "/projects", "/proposals", "/contracts", "/dashboard")
+FILLABLE = {"user_id": "a_id", "item_id": "a_item", "project_id": "a_project", "proposal_id": "a_proposal",
+            "contract_id": "a_contract", "service_id": "a_service"}
 """Path parameters the walk knows, and which of A's ids goes in."""
 
 
@@ -601,10 +604,25 @@ class World:
     a_item: str
     b_browser: Browser
     anonymous: Browser
+    a_project: str = ""
+    """A's draft project (private: no one else may see it)."""
+    a_open_project: str = ""
+    """A's open project, on which A hired C."""
+    a_proposal: str = ""
+    """C's proposal on A's open project, accepted by A (B is a stranger to it)."""
+    a_contract: str = ""
+    """The contract between A (client) and C (developer)."""
+    a_service: str = ""
+    """A's draft service."""
 
     @property
     def a_id(self) -> str:
         return self.a.id
+
+    @property
+    def private_ids(self) -> list[str]:
+        """Ids of A's objects no one else may see (and so find in any answer)."""
+        return [self.a_project, self.a_proposal, self.a_contract, self.a_service]
 
 
 Body = Callable[[World, str], dict[str, Any]]
@@ -629,6 +647,25 @@ def spec(anonymous: set[int] | int, stranger: set[int] | int, body: Body | None 
 
 def _png(name: str) -> Body:
     return lambda w, who: {"files": {name: ("x.png", png_bytes(), "image/png")}}
+
+
+def _project_form(w: World, who: str) -> dict[str, Any]:
+    return {"data": {
+        "title": f"{who.title()}'s planted project",
+        "description": "Twenty characters or more of description.",
+        "category": "web-backend", "skills": "Python", "budget_type": "fixed", "budget_min": "100",
+        "budget_max": "500", "currency": "USD", "duration": "1_4_weeks", "experience_level": "intermediate",
+        "visibility": "public", "action": "draft"}}
+
+
+def _bid_form(w: World, who: str) -> dict[str, Any]:
+    return {"data": {"cover_letter": "A planted cover letter of twenty characters or more.",
+                     "amount": "300", "duration_days": "14"}}
+
+
+def _bid_json(w: World, who: str) -> dict[str, Any]:
+    return {"json": {"cover_letter": "A planted cover letter of twenty characters or more.",
+                     "amount": 300_00, "currency": "USD", "duration_days": 14, "answers": []}}
 
 
 TO_LOGIN = {303}
@@ -694,6 +731,73 @@ SPECS: dict[tuple[str, str], Spec] = {
         "current_password": WRONG_PASSWORD, "new_password": NEW_PASSWORD}}),
     ("POST", "/settings/portfolio/{item_id:uuid}/images"): spec(TO_LOGIN, {403, 404}, _png("image")),
     ("POST", "/settings/portfolio/{item_id:uuid}/delete"): spec(TO_LOGIN, {403, 404}),
+    # -- marketplace API: public and B's own
+    ("GET", "/api/v1/categories"): spec(200, 200),
+    ("GET", "/api/v1/projects"): spec(200, 200),
+    ("GET", "/api/v1/services"): spec(200, 200),
+    ("GET", "/api/v1/search"): spec(200, 200, lambda w, who: {"params": {"q": "Alice secret"}}),
+    ("GET", "/api/v1/projects/mine"): spec(401, 200),
+    ("GET", "/api/v1/proposals/mine"): spec(401, 200),
+    ("GET", "/api/v1/services/mine"): spec(401, 200),
+    ("GET", "/api/v1/contracts"): spec(401, 200),
+    ("GET", "/api/v1/me/invitations"): spec(401, 200),
+    ("POST", "/api/v1/projects"): spec(401, 201, lambda w, who: {"json": project_body(
+        title=f"{who.title()}'s own project")}),
+    ("POST", "/api/v1/services"): spec(401, 201, lambda w, who: {"json": service_body(
+        title=f"I will do {who}'s own work")}),
+    # -- marketplace API: A's things (a draft project, C's accepted proposal, a contract, a draft service)
+    ("GET", "/api/v1/projects/{project_id:uuid}"): spec(404, 404),
+    ("PATCH", "/api/v1/projects/{project_id:uuid}"): spec(401, 404, lambda w, who: {"json": {
+        "title": "Hijacked project"}}),
+    ("POST", "/api/v1/projects/{project_id:uuid}/publish"): spec(401, 404),
+    ("POST", "/api/v1/projects/{project_id:uuid}/close"): spec(401, 404),
+    ("POST", "/api/v1/projects/{project_id:uuid}/cancel"): spec(401, 404),
+    ("POST", "/api/v1/projects/{project_id:uuid}/invites"): spec(401, 404, lambda w, who: {"json": {
+        "developer_id": w.b.id, "message": "Planted"}}),
+    ("GET", "/api/v1/projects/{project_id:uuid}/proposals"): spec(401, 404),
+    ("POST", "/api/v1/projects/{project_id:uuid}/proposals"): spec(401, 404, _bid_json),
+    ("GET", "/api/v1/proposals/{proposal_id:uuid}"): spec(401, 404),
+    ("PATCH", "/api/v1/proposals/{proposal_id:uuid}"): spec(401, 404, lambda w, who: {"json": {
+        "cover_letter": "A hijacked cover letter of twenty characters."}}),
+    ("POST", "/api/v1/proposals/{proposal_id:uuid}/withdraw"): spec(401, 404),
+    ("POST", "/api/v1/proposals/{proposal_id:uuid}/shortlist"): spec(401, 404),
+    ("POST", "/api/v1/proposals/{proposal_id:uuid}/decline"): spec(401, 404, lambda w, who: {"json": {
+        "message": "Planted"}}),
+    ("POST", "/api/v1/proposals/{proposal_id:uuid}/accept"): spec(401, 404),
+    ("GET", "/api/v1/contracts/{contract_id:uuid}"): spec(401, 404),
+    ("GET", "/api/v1/services/{service_id:uuid}"): spec(404, 404),
+    ("PATCH", "/api/v1/services/{service_id:uuid}"): spec(401, 404, lambda w, who: {"json": {
+        "title": "I will hijack your service"}}),
+    ("DELETE", "/api/v1/services/{service_id:uuid}"): spec(401, 404),
+    ("POST", "/api/v1/services/{service_id:uuid}/publish"): spec(401, 404),
+    ("POST", "/api/v1/services/{service_id:uuid}/pause"): spec(401, 404),
+    ("POST", "/api/v1/services/{service_id:uuid}/resume"): spec(401, 404),
+    ("POST", "/api/v1/services/{service_id:uuid}/gallery"): spec(401, 404, _png("file")),
+    ("POST", "/api/v1/services/{service_id:uuid}/orders"): spec(401, 404, lambda w, who: {"json": {
+        "package": "basic"}}),
+    # -- marketplace theme pages
+    ("GET", "/projects"): spec(200, 200),
+    ("GET", "/dashboard"): spec(TO_LOGIN, 200),
+    ("GET", "/projects/new"): spec(TO_LOGIN, 200),
+    ("POST", "/projects/new"): spec(TO_LOGIN, 303, _project_form),
+    ("GET", "/projects/{project_id:uuid}"): spec(404, 404),
+    ("GET", "/projects/{project_id:uuid}/edit"): spec(TO_LOGIN, 404),
+    ("POST", "/projects/{project_id:uuid}/edit"): spec(TO_LOGIN, 404, _project_form),
+    ("POST", "/projects/{project_id:uuid}/publish"): spec(TO_LOGIN, 404),
+    ("POST", "/projects/{project_id:uuid}/close"): spec(TO_LOGIN, 404),
+    ("POST", "/projects/{project_id:uuid}/cancel"): spec(TO_LOGIN, 404),
+    ("POST", "/projects/{project_id:uuid}/invites"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
+        "developer": w.b.id, "message": "Planted"}}),
+    ("POST", "/projects/{project_id:uuid}/proposals"): spec(TO_LOGIN, 404, _bid_form),
+    ("GET", "/proposals/{proposal_id:uuid}/edit"): spec(TO_LOGIN, 404),
+    ("POST", "/proposals/{proposal_id:uuid}/edit"): spec(TO_LOGIN, 404, _bid_form),
+    ("POST", "/proposals/{proposal_id:uuid}/withdraw"): spec(TO_LOGIN, 404),
+    ("POST", "/proposals/{proposal_id:uuid}/shortlist"): spec(TO_LOGIN, 404),
+    ("POST", "/proposals/{proposal_id:uuid}/decline"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
+        "message": "Planted"}}),
+    ("POST", "/proposals/{proposal_id:uuid}/accept"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
+        "confirm": "yes"}}),
+    ("GET", "/contracts/{contract_id:uuid}"): spec(TO_LOGIN, 404),
 }
 
 
@@ -711,16 +815,54 @@ def _private_leaks(value: Any, a_id: str) -> list[str]:
     return found
 
 
-async def _a_snapshot(app: App, a: Person) -> dict[str, Any]:
+async def _a_snapshot(app: App, w: World) -> dict[str, Any]:
+    a = w.a
     me = await app.client.get(f"{API}/me", headers=a.auth)
     assert me.status_code == 200, f"A's own token must still work: {me.status_code}"
     portfolio = (await app.client.get(f"{API}/users/{a.id}/portfolio")).json()["items"]
+
+    async def mine(url: str) -> Any:
+        response = await app.client.get(f"{API}/{url}", headers=a.auth)
+        assert response.status_code == 200, f"A must still see {url}: {response.status_code}"
+        return response.json()
+
     return {"me": me.json(), "portfolio": [(i["id"], i["title"], [x["key"] for x in i["images"]])
-                                           for i in portfolio]}
+                                           for i in portfolio],
+            "projects": await mine("projects/mine"), "services": await mine("services/mine"),
+            "contracts": await mine("contracts"),
+            "proposals": await mine(f"projects/{w.a_open_project}/proposals"),
+            "draft": await mine(f"projects/{w.a_project}"), "service": await mine(f"services/{w.a_service}"),
+            "contract": await mine(f"contracts/{w.a_contract}"),
+            "proposal": await mine(f"proposals/{w.a_proposal}")}
+
+
+async def _a_market(app: App, world: World) -> None:
+    """A's draft project and draft service, and an open project on which A hired C."""
+    a = world.a
+
+    async def created(url: str, body: dict[str, Any], who: Person = a, status: int = 201) -> dict[str, Any]:
+        response = await app.client.post(f"{API}/{url}", headers=who.auth, json=body)
+        assert response.status_code == status, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    draft = await created("projects", project_body(title="Alice's secret draft", publish=False))
+    assert draft["status"] == "draft"
+    world.a_project = draft["id"]
+    project = await created("projects", project_body(title="Alice's open project"))
+    assert project["status"] == "open"
+    world.a_open_project = project["id"]
+    c = await register(app.client, "carol@example.com", name="Carol", roles=("developer",))
+    world.a_proposal = (await created(f"projects/{project['id']}/proposals", proposal_body(project), c))["id"]
+    accepted = await created(f"proposals/{world.a_proposal}/accept", {}, status=200)
+    assert accepted["proposal"]["status"] == "accepted"
+    world.a_contract = accepted["contract_id"]
+    service = await created("services", service_body(title="I will build Alice's secret service"))
+    assert service["status"] == "draft"
+    world.a_service = service["id"]
 
 
 async def test_stranger_walk(apps: Apps) -> None:
-    app = await apps.open(accounts=RELAXED_LOGIN_LIMITS)
+    app = await apps.open(accounts={**RELAXED_LOGIN_LIMITS, "require_verified_email": False})
     a = await register(app.client, "alice.private@example.com", name="Alice")
     await app.client.patch(f"{API}/me", headers=a.auth, json={"headline": "Alice's headline",
                                                               "skills": ["python"]})
@@ -731,7 +873,8 @@ async def test_stranger_walk(apps: Apps) -> None:
     b = await register(app.client, "bob@example.com", name="Bob")
     world = World(a=a, b=b, a_item=item["id"], b_browser=await Browser.signed_in(app, b.email),
                   anonymous=await Browser.anonymous(app))
-    before = await _a_snapshot(app, a)
+    await _a_market(app, world)
+    before = await _a_snapshot(app, world)
 
     routes: list[tuple[str, str]] = sorted(
         (method, route.path) for route in app.client.app.routes if route.path.startswith(WALKED_PREFIXES)
@@ -778,6 +921,8 @@ async def test_stranger_walk(apps: Apps) -> None:
                     problems.append(f"{label}: redirects to {response.headers.get('location')}")
             if targets_a and method != "GET" and 200 <= status < 300:
                 problems.append(f"{label}: a write to A's object succeeded")
+            if 200 <= status < 300 and any(secret in response.text for secret in world.private_ids):
+                problems.append(f"{label}: one of A's private objects is in the answer")
             if a.email.casefold() in response.text.casefold():
                 problems.append(f"{label}: A's e-mail address is in the answer")
             if "json" in response.headers.get("content-type", ""):
@@ -786,7 +931,7 @@ async def test_stranger_walk(apps: Apps) -> None:
             if public_profile and status == 200 and PRIVATE_KEYS & set(response.json()):
                 problems.append(f"{label}: the public profile has private fields")
 
-    after = await _a_snapshot(app, a)
+    after = await _a_snapshot(app, world)
     assert after == before, "the walk changed A's account"
     assert problems == [], "\n".join(problems)
     missing = [f"{m} {p}" for m, p in unknown] + [f"{r} (path parameters)" for r in unfillable]

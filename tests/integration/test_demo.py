@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from mercato.core.accounts.models import User
 from mercato.core.contracts.models import Contract
 from mercato.core.demo import DEMO_CLIENT, DEMO_DEVELOPER, DEMO_PASSWORD, prepare_demo, seed_demo
+from mercato.core.listings.models import Listing
 from mercato.core.projects.models import Project, Proposal
 from tests.conftest import _with_database
 
@@ -23,6 +24,9 @@ async def counts(site: Any) -> dict[str, Any]:
         )
         users = await session.scalar(select(func.count()).select_from(User))
         contracts = await session.scalar(select(func.count()).select_from(Contract))
+        services = dict(
+            (await session.execute(select(Listing.status, func.count()).group_by(Listing.status))).all()
+        )
         titles = list(
             (await session.execute(select(Project.title).order_by(Project.title).limit(3))).scalars()
         )
@@ -30,7 +34,7 @@ async def counts(site: Any) -> dict[str, Any]:
         "projects": projects,
         "proposals": proposals,
         "users": users,
-        "contracts": contracts,
+        "contracts": contracts, "services": services,
         "titles": titles,
     }
 
@@ -53,7 +57,10 @@ async def test_demo_seeds_every_state_once_and_the_same_way(
     assert seeded["users"] == 60
     assert set(seeded["projects"]) == {"open", "hired", "closed", "draft", "cancelled"}
     assert set(seeded["proposals"]) == {"submitted", "shortlisted", "accepted", "declined", "withdrawn"}
-    assert seeded["contracts"] == seeded["projects"]["hired"] == seeded["proposals"]["accepted"]
+    assert seeded["services"] == {"published": 72, "paused": 8}
+    hired = seeded["projects"]["hired"]
+    assert hired == seeded["proposals"]["accepted"]
+    assert seeded["contracts"] == hired + 20, "every hire and every service order (20) has a contract"
 
     await seed_demo(site)  # an existing site is left alone
     assert await counts(site) == seeded
