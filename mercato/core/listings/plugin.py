@@ -6,6 +6,7 @@ from typing import Any
 
 from mercato import hookimpl
 from mercato.core.listings.models import LISTING_MODELS
+from mercato.core.listings.pages import PAGE_ROUTES
 from mercato.core.listings.routes import API_CONTROLLERS
 from mercato.core.site import Site
 
@@ -17,4 +18,4 @@ def register_models(site: Site) -> list[Any]:
 
 @hookimpl
 def register_routes(site: Site) -> list[Any]:
-    return list(API_CONTROLLERS)
+    return [*API_CONTROLLERS, *PAGE_ROUTES]

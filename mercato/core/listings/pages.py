@@ -1,0 +1,645 @@
+"""The theme's service pages: browsing published services, a service's page (packages side by
+side, add-ons, FAQ, the developer and the order form; its developer's actions instead), offering
+a new service, and ordering one (which opens a contract).
+
+Money is typed in major units (``150``, ``62.50``) and stored in minor units. Forms that fail
+re-render with the input kept and the message next to the field (status 400; 403 or 409 when
+the service refuses). Someone else's draft or paused service is a 404, never a hint.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Template
+from markupsafe import Markup
+
+from mercato.core.accounts.forms import (
+    CURRENCIES,
+    AnyRequest,
+    Page,
+    errors_of,
+    form_text,
+    parse_rate,
+    redirect,
+    schema_errors,
+    skill_names,
+    split_list,
+    to_login,
+)
+from mercato.core.accounts.middleware import principal_of
+from mercato.core.accounts.models import User
+from mercato.core.accounts.profiles import ProfileService
+from mercato.core.accounts.routes import current_user
+from mercato.core.listings import schemas
+from mercato.core.listings.orders import OrderService
+from mercato.core.listings.services import ListingService
+from mercato.core.projects.pages import (
+    Names,
+    excerpt,
+    format_money,
+    load_names,
+    needs_verification,
+    plain_errors,
+    refused,
+)
+from mercato.core.site import Site
+
+if TYPE_CHECKING:
+    from litestar.datastructures import FormMultiDict
+
+TIERS = {"basic": "Basic", "standard": "Standard", "premium": "Premium"}
+SERVICE_STATUS_LABELS = {
+    "draft": "Draft",
+    "published": "Published",
+    "paused": "Paused",
+    "archived": "Archived",
+}
+REVISION_CHOICES = (
+    ("0", "None"),
+    ("1", "1"),
+    ("2", "2"),
+    ("3", "3"),
+    ("5", "5"),
+    ("10", "10"),
+    ("-1", "Unlimited"),
+)
+DELIVERY_FILTERS = (
+    ("", "Any time"),
+    ("1", "24 hours"),
+    ("3", "Up to 3 days"),
+    ("7", "Up to 7 days"),
+    ("14", "Up to 14 days"),
+    ("30", "Up to 30 days"),
+)
+MAX_FAQ_ROWS = 3
+MAX_REQUIREMENT_ROWS = 3
+MAX_PRICE_MINOR = 10_000_000_00
+PAGE_SIZE = 20
+SERVICE_FIELDS = ("title", "description", "category", "skills", "currency", "fast_price", "fast_days")
+PACKAGE_FIELDS = ("name", "price", "days", "revisions", "features")
+
+_NOTICES = {
+    "draft": ("success", "Saved as a draft. Only you can see it until you publish it."),
+    "published": ("success", "Your service is published: clients can find and order it now."),
+    "paused": ("success", "The service is paused: it is hidden and takes no orders until you resume it."),
+    "resumed": ("success", "The service is published again."),
+    "archived": ("success", "The service is archived for good. Past orders keep their contracts."),
+}
+
+Slugs = Annotated[list[str] | None, QueryParameter(max_items=40)]
+
+
+# ---------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------
+
+
+def revisions_text(revisions: int) -> str:
+    """``-1`` → ``Unlimited``; ``0`` → ``None``."""
+    if revisions < 0:
+        return "Unlimited"
+    return "None" if revisions == 0 else str(revisions)
+
+
+def days_text(days: int | None) -> str:
+    if days is None:
+        return ""
+    return "1 day" if days == 1 else f"{days} days"
+
+
+def helpers(names: Names) -> dict[str, Any]:
+    """Formatting functions every service template may call."""
+    return {
+        "money": format_money,
+        "days": days_text,
+        "revisions_text": revisions_text,
+        "category_name": names.category,
+        "skill_name": names.skill,
+        "status_labels": SERVICE_STATUS_LABELS,
+        "tiers": TIERS,
+    }
+
+
+async def render(
+    request: AnyRequest, site: Site, template: str, values: dict[str, Any], *, status_code: int = 200
+) -> Template:
+    """A themed page (``services/<template>``)."""
+    return await site.templates.page(request, f"services/{template}", values, status_code=status_code)
+
+
+def card(service: schemas.ServiceOut, names: Names) -> dict[str, Any]:
+    """What a service's card in a list shows."""
+    return {
+        "service": service,
+        "url": f"/services/{service.id}",
+        "price_from": format_money(service.price_from, service.currency or "USD")
+        if service.price_from is not None
+        else "",
+        "fastest": days_text(service.fastest_delivery_days),
+        "category": names.category(service.category),
+        "skills": [names.skill(slug) for slug in service.skills],
+        "excerpt": excerpt(service.description, 160),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Browse
+# ---------------------------------------------------------------------------
+
+
+@get("/services", include_in_schema=False, name="services:browse")
+async def browse_services(
+    request: AnyRequest,
+    site: NamedDependency[Site],
+    category: Slugs = None,
+    skills: Annotated[str | None, QueryParameter(max_length=500)] = None,
+    max_price: Annotated[str | None, QueryParameter(max_length=20)] = None,
+    max_delivery_days: Annotated[str | None, QueryParameter(max_length=4)] = None,
+    cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
+    page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+    limit: Annotated[int, QueryParameter(ge=1, le=50)] = PAGE_SIZE,
+) -> Template:
+    """Published services, newest first, with a filter sidebar and "Next page" links."""
+    principal = principal_of(request)
+    viewer = principal.user_id if principal else None
+    errors: dict[str, str] = {}
+    price_limit: int | None = None
+    money, problem = parse_rate(max_price or "", "USD", maximum=MAX_PRICE_MINOR)
+    if problem:
+        errors["max_price"] = problem
+    elif money is not None:
+        price_limit = money["amount"]
+    days_limit = (
+        int(max_delivery_days) if max_delivery_days in dict(DELIVERY_FILTERS) and max_delivery_days else None
+    )
+    result: schemas.ServicePage | None = None
+    async with site.db.reading() as session:
+        names = await load_names(session)
+        chosen = [slug for slug in dict.fromkeys(category or []) if slug in names.categories]
+        skill_slugs: list[str] = []
+        if skills and skills.strip():
+            try:
+                resolved = await ProfileService(site).resolve_skills(
+                    session, split_list(skills), field="skills"
+                )
+                skill_slugs = [skill.slug for skill in resolved]
+            except ValidationException as exc:
+                errors.update(plain_errors(errors_of(exc, default_field="skills")))
+        if not errors:
+            try:
+                result = await ListingService(site).browse(
+                    session,
+                    viewer=viewer,
+                    categories=chosen,
+                    skills=skill_slugs,
+                    max_price=price_limit,
+                    max_delivery_days=days_limit,
+                    currency=None,
+                    limit=limit,
+                    cursor=cursor,
+                )
+            except ValidationException as exc:  # a cursor that is not ours
+                errors.update(plain_errors(errors_of(exc, default_field="cursor")))
+        skill_options = await skill_names(session)
+    items = [card(service, names) for service in result.items] if result else []
+    filters: dict[str, Any] = {
+        "category": chosen,
+        "skills": skills or "",
+        "max_price": max_price or "",
+        "max_delivery_days": str(days_limit) if days_limit else "",
+    }
+    query: dict[str, Any] = {key: value for key, value in filters.items() if value}
+    first_url = "/services" + ("?" + urlencode(query, doseq=True) if query else "")
+    next_url = None
+    if result and result.next_cursor:
+        next_url = "/services?" + urlencode(
+            {**query, "cursor": result.next_cursor, "page": page + 1}, doseq=True
+        )
+    return await render(
+        request,
+        site,
+        "browse.html",
+        {
+            **helpers(names),
+            "items": items,
+            "page": page,
+            "next_url": next_url,
+            "first_url": first_url,
+            "filters": filters,
+            "filtered": bool(query),
+            "errors": errors,
+            "tree": names.tree,
+            "skills": skill_options,
+            "delivery_filters": DELIVERY_FILTERS,
+        },
+        status_code=400 if errors else 200,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Offering a service
+# ---------------------------------------------------------------------------
+
+
+def empty_service_form() -> dict[str, Any]:
+    values: dict[str, Any] = dict.fromkeys(SERVICE_FIELDS, "")
+    values["currency"] = "USD"
+    for tier in TIERS:
+        values[tier] = {**dict.fromkeys(PACKAGE_FIELDS, ""), "revisions": "1"}
+    values["faq"] = [{"question": "", "answer": ""} for _ in range(MAX_FAQ_ROWS)]
+    values["requirements"] = [""] * MAX_REQUIREMENT_ROWS
+    return values
+
+
+def _texts(form: FormMultiDict, name: str, count: int) -> list[str]:
+    found = [value if isinstance(value, str) else "" for value in form.getall(name, [])][:count]
+    return found + [""] * (count - len(found))
+
+
+def service_form_values(form: FormMultiDict) -> dict[str, Any]:
+    values: dict[str, Any] = {name: form_text(form, name) for name in SERVICE_FIELDS}
+    for tier in TIERS:
+        values[tier] = {name: form_text(form, f"{tier}_{name}") for name in PACKAGE_FIELDS}
+    questions = _texts(form, "faq_question", MAX_FAQ_ROWS)
+    answers = _texts(form, "faq_answer", MAX_FAQ_ROWS)
+    values["faq"] = [{"question": q, "answer": a} for q, a in zip(questions, answers, strict=True)]
+    values["requirements"] = _texts(form, "requirements", MAX_REQUIREMENT_ROWS)
+    return values
+
+
+def _whole_number(text: str, low: int, high: int) -> int | None:
+    try:
+        number = int(text.strip())
+    except ValueError:
+        return None
+    return number if low <= number <= high else None
+
+
+def service_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The API body a service form describes, and what is wrong with it."""
+    errors: dict[str, str] = {}
+    title = " ".join(values["title"].split())
+    if len(title) < 5:
+        errors["title"] = "Give the service a title of at least 5 characters."
+    if len(values["description"].strip()) < 20:
+        errors["description"] = "Describe what you deliver in at least 20 characters."
+    if not values["category"]:
+        errors["category"] = "Pick a category."
+    currency = values["currency"] if values["currency"] in CURRENCIES else ""
+    if not currency:
+        errors["currency"] = "Pick a currency from the list."
+    packages: list[dict[str, Any]] = []
+    for tier, label in TIERS.items():
+        row = values[tier]
+        if not row["price"].strip():
+            continue
+        money, problem = parse_rate(row["price"], currency or "USD", maximum=MAX_PRICE_MINOR)
+        if problem or money is None or money["amount"] < 1:
+            errors[f"{tier}_price"] = problem or "Enter a price above zero."
+            continue
+        days = _whole_number(row["days"], 1, 365)
+        if days is None:
+            errors[f"{tier}_days"] = "Enter the days to deliver, from 1 to 365."
+        revisions = _whole_number(row["revisions"] or "0", -1, 20)
+        if revisions is None:
+            errors[f"{tier}_revisions"] = "Pick how many revisions are included."
+        features = [line.strip() for line in row["features"].splitlines() if line.strip()]
+        if len(features) > 10:
+            errors[f"{tier}_features"] = "List at most 10 features, one per line."
+        elif any(len(feature) > 100 for feature in features):
+            errors[f"{tier}_features"] = "Keep each feature under 100 characters."
+        packages.append(
+            {
+                "tier": tier,
+                "name": row["name"].strip() or label,
+                "price": money["amount"],
+                "currency": currency or "USD",
+                "delivery_days": days or 1,
+                "revisions": revisions or 0,
+                "features": features,
+            }
+        )
+    addons: list[dict[str, Any]] = []
+    if values["fast_price"].strip():
+        money, problem = parse_rate(values["fast_price"], currency or "USD", maximum=MAX_PRICE_MINOR)
+        if problem or money is None or money["amount"] < 1:
+            errors["fast_price"] = problem or "Enter a price above zero."
+        saved = _whole_number(values["fast_days"], 1, 364)
+        if saved is None:
+            errors["fast_days"] = "Enter how many days sooner you deliver (1 or more)."
+        if money and saved:
+            addons.append(
+                {
+                    "kind": "extra_fast",
+                    "title": f"Extra-fast delivery ({days_text(saved)} sooner)",
+                    "price": money["amount"],
+                    "delivery_days_saved": saved,
+                }
+            )
+    faq = []
+    for index, pair in enumerate(values["faq"], start=1):
+        question, answer = pair["question"].strip(), pair["answer"].strip()
+        if question and answer:
+            faq.append({"question": question, "answer": answer})
+        elif question or answer:
+            errors[f"faq_{index}"] = "Give both the question and its answer (or clear both)."
+    body = {
+        "title": title,
+        "description": values["description"],
+        "category": values["category"],
+        "skills": split_list(values["skills"]),
+        "packages": packages,
+        "addons": addons,
+        "faq": faq,
+        "requirements": [q.strip() for q in values["requirements"] if q.strip()],
+    }
+    return body, errors
+
+
+async def service_form_page(
+    request: AnyRequest,
+    site: Site,
+    *,
+    form: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
+    """``services/new.html``."""
+    async with site.db.reading() as session:
+        user = await current_user(request, session, site)
+        names = await load_names(session)
+        skill_options = await skill_names(session)
+        is_developer, verify = user.is_developer, needs_verification(site, user)
+    form_errors = errors or {}
+    return await render(
+        request,
+        site,
+        "new.html",
+        {
+            **helpers(names),
+            "form": form,
+            "errors": form_errors,
+            "field_errors": [key for key in form_errors if key != "form"],
+            "tree": names.tree,
+            "skills": skill_options,
+            "currencies": CURRENCIES,
+            "revision_choices": REVISION_CHOICES,
+            "is_developer": is_developer,
+            "needs_verification": verify,
+        },
+        status_code=status_code,
+    )
+
+
+@get("/services/new", include_in_schema=False, name="services:new")
+async def new_service(request: AnyRequest, site: NamedDependency[Site]) -> Page:
+    """The offer-a-service form (or how to turn on the developer role)."""
+    if principal_of(request) is None:
+        return to_login("/services/new")
+    return await service_form_page(request, site, form=empty_service_form())
+
+
+@post("/services/new", include_in_schema=False, name="services:create")
+async def create_service(request: AnyRequest, site: NamedDependency[Site]) -> Page:
+    """Save the form as a draft or publish it; on a mistake show it again with the input kept."""
+    if principal_of(request) is None:
+        return to_login("/services/new")
+    form = await request.form()
+    values = service_form_values(form)
+    publish = form_text(form, "action") == "publish"
+    body, errors = service_body(values)
+    status_code = 400
+    async with site.db.reading() as session:
+        user = await current_user(request, session, site)
+        if not user.is_developer:
+            return await service_form_page(request, site, form=values, status_code=403)
+    if publish and not body["packages"] and not errors:
+        errors["packages"] = "Price at least one package to publish (or save a draft)."
+    data: schemas.ServiceIn | None = None
+    if not errors:
+        try:
+            data = msgspec.convert({**body, "publish": publish}, schemas.ServiceIn)
+        except msgspec.ValidationError as exc:
+            errors.update(schema_errors(exc))
+    listing_id = None
+    if data is not None and not errors:
+        try:
+            async with site.db.transaction() as session:
+                developer = await current_user(request, session, site)
+                listing_id = (await ListingService(site).create(session, developer, data)).id
+        except HTTPException as exc:
+            if not refused(exc):
+                raise
+            errors.update(plain_errors(errors_of(exc)))
+            status_code = exc.status_code
+    if errors or listing_id is None:
+        return await service_form_page(request, site, form=values, errors=errors, status_code=status_code)
+    return redirect(f"/services/{listing_id}?done={'published' if publish else 'draft'}")
+
+
+# ---------------------------------------------------------------------------
+# The service page and ordering
+# ---------------------------------------------------------------------------
+
+
+def empty_order_form(service: schemas.ServiceOut) -> dict[str, Any]:
+    tiers = [p.tier for p in service.packages]
+    package = "standard" if "standard" in tiers else (tiers[0] if tiers else "")
+    return {"package": package, "addons": [], "answers": [""] * len(service.requirements)}
+
+
+async def service_page(
+    request: AnyRequest,
+    site: Site,
+    listing_id: uuid.UUID,
+    *,
+    notices: list[tuple[str, str]] | None = None,
+    order_form: dict[str, Any] | None = None,
+    order_errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
+    """``services/detail.html``."""
+    principal = principal_of(request)
+    viewer = principal.user_id if principal else None
+    service = ListingService(site)
+    async with site.db.reading() as session:
+        listing = await service.visible(session, listing_id, viewer)
+        out = await service.out(session, listing, viewer)
+        names = await load_names(session)
+        me = None
+        if viewer is not None:
+            user = await current_user(request, session, site)
+            me = {
+                "id": user.id,
+                "name": user.display_name,
+                "needs_verification": needs_verification(site, user),
+            }
+        owner = await session.get(User, out.developer_id)
+        developer = await ProfileService(site).public_user(session, owner) if owner is not None else None
+    features: list[str] = []
+    for package in out.packages:
+        features += [feature for feature in package.features if feature not in features]
+    return await render(
+        request,
+        site,
+        "detail.html",
+        {
+            **helpers(names),
+            "service": out,
+            "description_html": Markup(out.description_html),
+            "category": names.category(out.category),
+            "skills_named": [names.skill(slug) for slug in out.skills],
+            "features": features,
+            "price_from": format_money(out.price_from, out.currency or "USD")
+            if out.price_from is not None
+            else "",
+            "developer": developer,
+            "me": me,
+            "notices": notices or [],
+            "order_form": order_form or empty_order_form(out),
+            "order_errors": order_errors or {},
+            "can_order": out.status == "published" and not out.is_owner and bool(out.packages),
+        },
+        status_code=status_code,
+    )
+
+
+@get("/services/{listing_id:uuid}", include_in_schema=False, name="services:detail")
+async def show_service(
+    request: AnyRequest,
+    listing_id: FromPath[uuid.UUID],
+    site: NamedDependency[Site],
+    done: FromQuery[str | None] = None,
+) -> Template:
+    """A service: its packages, add-ons, FAQ, developer, and the order form."""
+    notice = _NOTICES.get(done or "")
+    return await service_page(request, site, listing_id, notices=[notice] if notice else None)
+
+
+@post("/services/{listing_id:uuid}/order", include_in_schema=False, name="services:order")
+async def order_service(
+    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """Buy a package (with add-ons and answers): opens a contract and shows it."""
+    if principal_of(request) is None:
+        return to_login(f"/services/{listing_id}")
+    form = await request.form()
+    values: dict[str, Any] = {
+        "package": form_text(form, "package"),
+        "addons": [value for value in form.getall("addons", []) if isinstance(value, str)],
+        "answers": [value if isinstance(value, str) else "" for value in form.getall("answers", [])],
+    }
+    errors: dict[str, str] = {}
+    if values["package"] not in TIERS:
+        errors["package"] = "Pick a package."
+    data: schemas.OrderIn | None = None
+    if not errors:
+        try:
+            data = msgspec.convert(
+                {"package": values["package"], "addons": values["addons"], "requirements": values["answers"]},
+                schemas.OrderIn,
+            )
+        except msgspec.ValidationError as exc:
+            errors.update(schema_errors(exc))
+    status_code = 400
+    contract_id = None
+    if data is not None and not errors:
+        try:
+            async with site.db.transaction() as session:
+                buyer = await current_user(request, session, site)
+                contract_id = (await OrderService(site).place(session, buyer, listing_id, data)).contract_id
+        except HTTPException as exc:
+            if not refused(exc):
+                raise
+            errors.update(plain_errors(errors_of(exc, default_field="form")))
+            status_code = exc.status_code
+    if errors or contract_id is None:
+        notices = [("error", errors["form"])] if "form" in errors else []
+        return await service_page(
+            request,
+            site,
+            listing_id,
+            notices=notices,
+            order_form=values,
+            order_errors=errors,
+            status_code=status_code,
+        )
+    return redirect(f"/contracts/{contract_id}?ordered=1")
+
+
+async def _service_action(request: AnyRequest, site: Site, listing_id: uuid.UUID, action: str) -> Page:
+    """Publish, pause, resume or archive; a refusal shows on the service page."""
+    if principal_of(request) is None:
+        return to_login(f"/services/{listing_id}")
+    service = ListingService(site)
+    try:
+        async with site.db.transaction() as session:
+            developer = await current_user(request, session, site)
+            listing = await service.owned(session, listing_id, developer.id, lock=True)
+            if action == "publish":
+                await service.publish(session, developer, listing)
+            elif action == "pause":
+                await service.pause(session, listing)
+            elif action == "resume":
+                await service.resume(session, listing)
+            else:
+                await service.archive(session, listing)
+    except HTTPException as exc:
+        if not refused(exc):
+            raise
+        message = " ".join(plain_errors(errors_of(exc)).values())
+        return await service_page(
+            request, site, listing_id, notices=[("error", message)], status_code=exc.status_code
+        )
+    done = {"publish": "published", "pause": "paused", "resume": "resumed", "archive": "archived"}[action]
+    return redirect(f"/services/{listing_id}?done={done}")
+
+
+@post("/services/{listing_id:uuid}/publish", include_in_schema=False, name="services:publish")
+async def publish_service(
+    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    return await _service_action(request, site, listing_id, "publish")
+
+
+@post("/services/{listing_id:uuid}/pause", include_in_schema=False, name="services:pause")
+async def pause_service(
+    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    return await _service_action(request, site, listing_id, "pause")
+
+
+@post("/services/{listing_id:uuid}/resume", include_in_schema=False, name="services:resume")
+async def resume_service(
+    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    return await _service_action(request, site, listing_id, "resume")
+
+
+@post("/services/{listing_id:uuid}/archive", include_in_schema=False, name="services:archive")
+async def archive_service(
+    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    return await _service_action(request, site, listing_id, "archive")
+
+
+PAGE_ROUTES: list[Any] = [
+    browse_services,
+    new_service,
+    create_service,
+    show_service,
+    order_service,
+    publish_service,
+    pause_service,
+    resume_service,
+    archive_service,
+]
+"""The service pages the listings plugin registers."""
