@@ -96,7 +96,7 @@ async def test_dark_mode_follows_the_system(browser: Any, live: Any, screenshots
 
 
 async def test_missing_page_shows_the_themed_404(browser: Any, live: Any, screenshots: Path) -> None:
-    page, _ = await open_page(browser, live.url + "/projects", DESKTOP)
+    page, _ = await open_page(browser, live.url + "/no-such-page", DESKTOP)
     await page.screenshot(path=screenshots / "not-found.png", full_page=True)
     assert "404" in await page.locator("main").inner_text()
     await page.get_by_role("link", name="home").first.click()

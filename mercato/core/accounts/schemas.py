@@ -127,7 +127,7 @@ class ProfileOut(msgspec.Struct, kw_only=True):
     avatar_url: str | None
 
 
-class PublicUser(msgspec.Struct, kw_only=True):
+class PublicUser(msgspec.Struct, kw_only=True, tag_field="kind", tag="user"):
     """What anyone may see of a person."""
 
     id: uuid.UUID

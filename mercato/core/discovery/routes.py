@@ -34,7 +34,8 @@ KINDS = {"projects": "project", "services": "service", "developers": "developer"
 class SearchPage(msgspec.Struct, kw_only=True):
     type: str
     total: int | None
-    items: list[ProjectOut] | list[ServiceOut] | list[PublicUser]
+    items: list[ProjectOut | ServiceOut | PublicUser]
+    """Projects, services or developers, as ``type`` says."""
     next_cursor: str | None
     skill_facets: dict[str, int]
     """Skill slug → matching results (when ``facets=true``)."""

@@ -137,7 +137,7 @@ class GalleryImage(msgspec.Struct, kw_only=True):
     height: int
 
 
-class ServiceOut(msgspec.Struct, kw_only=True):
+class ServiceOut(msgspec.Struct, kw_only=True, tag_field="kind", tag="service"):
     id: uuid.UUID
     developer_id: uuid.UUID
     developer_name: str

@@ -60,7 +60,7 @@ class BudgetOut(msgspec.Struct, kw_only=True):
     currency: str
 
 
-class ProjectOut(msgspec.Struct, kw_only=True):
+class ProjectOut(msgspec.Struct, kw_only=True, tag_field="kind", tag="project"):
     id: uuid.UUID
     client_id: uuid.UUID
     client_name: str
