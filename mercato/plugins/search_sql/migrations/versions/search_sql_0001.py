@@ -2,7 +2,7 @@
 
 Revision ID: search_sql_0001
 Revises:
-Create Date: 2026-12-01
+Create Date: 2026-11-24
 
 Creates ``search_documents`` on every database, then the full-text machinery of the one
 in use: on PostgreSQL the ``pg_trgm`` extension (it ships with PostgreSQL) and GIN indexes
