@@ -38,10 +38,7 @@ from mercato.core.accounts.middleware import principal_of
 from mercato.core.accounts.models import User
 from mercato.core.accounts.profiles import ProfileService
 from mercato.core.accounts.routes import current_user
-from mercato.core.listings import schemas
-from mercato.core.listings.orders import OrderService
-from mercato.core.listings.services import ListingService
-from mercato.core.projects.pages import (
+from mercato.core.catalog.display import (
     Names,
     excerpt,
     format_money,
@@ -50,6 +47,9 @@ from mercato.core.projects.pages import (
     plain_errors,
     refused,
 )
+from mercato.core.listings import schemas
+from mercato.core.listings.orders import OrderService
+from mercato.core.listings.services import ListingService
 from mercato.core.site import Site
 
 if TYPE_CHECKING:

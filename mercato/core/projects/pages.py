@@ -44,10 +44,19 @@ from mercato.core.accounts.forms import (
     to_login,
 )
 from mercato.core.accounts.middleware import principal_of
-from mercato.core.accounts.models import Skill, User, UserStatus
+from mercato.core.accounts.models import User, UserStatus
 from mercato.core.accounts.profiles import ProfileService
 from mercato.core.accounts.routes import current_user, require_principal
-from mercato.core.catalog.services import CategoryOut, category_tree, expand_categories
+from mercato.core.catalog.display import (
+    Names,
+    excerpt,
+    format_money,
+    load_names,
+    needs_verification,
+    plain_errors,
+    refused,
+)
+from mercato.core.catalog.services import expand_categories
 from mercato.core.contracts.services import ContractService
 from mercato.core.db import utcnow
 from mercato.core.projects import schemas
@@ -111,10 +120,6 @@ PROJECT_FIELDS = (
     "visibility",
 )
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
-_API_HINT = re.compile(r"\s*\(GET /api/v1/[a-z/]+\)")
-_MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MARKDOWN_MARKS = re.compile(r"[#*_`>~|]+")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+", re.MULTILINE)
 
 _PROJECT_NOTICES = {
     "posted": ("success", "Your project is published: developers can now send proposals."),
@@ -137,13 +142,6 @@ Slugs = Annotated[list[str] | None, QueryParameter(max_items=40)]
 # ---------------------------------------------------------------------------
 # Formatting
 # ---------------------------------------------------------------------------
-
-
-def format_money(minor: int, currency: str) -> str:
-    """``$1,500``; currencies without a symbol here read ``CHF 1,500``."""
-    symbol = CURRENCY_SYMBOLS.get(currency)
-    amount = format_amount(minor)
-    return f"{symbol}{amount}" if symbol else f"{currency} {amount}"
 
 
 def format_price(minor: int, currency: str, hourly: bool) -> str:
@@ -186,21 +184,6 @@ def time_ago(moment: datetime | None, now: datetime | None = None) -> str:
     return "just now"  # pragma: no cover
 
 
-def excerpt(markdown: str, length: int = 220) -> str:
-    """The first words of a Markdown text as plain text."""
-    text = _LIST_ITEM.sub("\u2022 ", markdown)
-    text = _MARKDOWN_MARKS.sub("", _MARKDOWN_LINK.sub(r"\1", text))
-    text = " ".join(text.split())
-    if len(text) <= length:
-        return text
-    return text[:length].rsplit(" ", 1)[0].rstrip(",.;:") + "\u2026"
-
-
-def plain_errors(errors: dict[str, str]) -> dict[str, str]:
-    """Service messages meant for API clients, without their ``(GET /api/...)`` pointers."""
-    return {key: _API_HINT.sub("", message) for key, message in errors.items()}
-
-
 def money_input(minor: int) -> str:
     """Minor units as typed into a form (``1500``, ``62.50``)."""
     return format_amount(minor).replace(",", "")
@@ -210,32 +193,6 @@ def developer_id_in(text: str) -> uuid.UUID | None:
     """The user id in a pasted profile link (``https://…/users/<uuid>``) or a bare id."""
     found = _UUID.search(text.strip())
     return uuid.UUID(found.group(0)) if found else None
-
-
-@dataclass
-class Names:
-    """Display names of categories and skills (projects store slugs)."""
-
-    tree: list[CategoryOut]
-    categories: dict[str, str]
-    skills: dict[str, str]
-
-    def category(self, slug: str) -> str:
-        return self.categories.get(slug, slug)
-
-    def skill(self, slug: str) -> str:
-        return self.skills.get(slug, slug)
-
-
-async def load_names(session: AsyncSession) -> Names:
-    tree = await category_tree(session)
-    categories: dict[str, str] = {}
-    for top in tree:
-        categories[top.slug] = top.name
-        for child in top.children:
-            categories[child.slug] = child.name
-    skills = dict((await session.execute(select(Skill.slug, Skill.name))).all())
-    return Names(tree=tree, categories=categories, skills=skills)
 
 
 def helpers(names: Names) -> dict[str, Any]:
@@ -259,15 +216,6 @@ async def render(
 ) -> Template:
     """A themed page (``projects/<template>``)."""
     return await site.templates.page(request, f"projects/{template}", values, status_code=status_code)
-
-
-def needs_verification(site: Site, user: User) -> bool:
-    return bool(site.settings.accounts.require_verified_email and not user.email_verified)
-
-
-def refused(exc: HTTPException) -> bool:
-    """Whether a service's error belongs on the form (not a 401/404 page)."""
-    return exc.status_code not in (401, 404)
 
 
 def card(project: schemas.ProjectOut, names: Names) -> dict[str, Any]:
