@@ -5,14 +5,13 @@ from __future__ import annotations
 import tomllib
 import uuid
 import zoneinfo
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import msgspec
 from litestar.exceptions import NotFoundException
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 
 from mercato.core.accounts import events, schemas
 from mercato.core.accounts.models import PortfolioItem, Profile, Skill, User, UserIdentity, UserSkill
@@ -20,7 +19,7 @@ from mercato.core.db import utcnow
 from mercato.core.errors import field_error
 from mercato.core.events import Event, emit
 from mercato.core.markdown import render_markdown
-from mercato.core.pagination import decode_cursor, encode_cursor
+from mercato.core.pagination import decode_cursor, encode_cursor, newest_first
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -238,22 +237,9 @@ class ProfileService:
 
     async def list_portfolio(self, session: AsyncSession, user_id: uuid.UUID, *, limit: int,
                              cursor: str | None) -> schemas.PortfolioPage:
-        query = (select(PortfolioItem).where(PortfolioItem.user_id == user_id)
-                 .order_by(PortfolioItem.created_at.desc(), PortfolioItem.id.desc()))
-        after = decode_cursor(cursor, 2)
-        if after:
-            try:
-                moment, last_id = datetime.fromisoformat(after[0]), uuid.UUID(after[1])
-                if moment.tzinfo is None:
-                    raise ValueError("naive")
-            except (TypeError, ValueError):
-                raise field_error("cursor", "This cursor is not valid; start again without one.") from None
-            query = query.where(or_(PortfolioItem.created_at < moment,
-                                    (PortfolioItem.created_at == moment) & (PortfolioItem.id < last_id)))
-        rows = list((await session.execute(query.limit(limit + 1))).scalars())
-        page = rows[:limit]
-        next_cursor = (encode_cursor(page[-1].created_at.isoformat(), str(page[-1].id))
-                       if len(rows) > limit else None)
+        page, next_cursor = await newest_first(
+            session, select(PortfolioItem).where(PortfolioItem.user_id == user_id),
+            moment=PortfolioItem.created_at, row_id=PortfolioItem.id, cursor=cursor, limit=limit)
         return schemas.PortfolioPage(items=[await self.portfolio_out(session, i) for i in page],
                                      next_cursor=next_cursor)
 

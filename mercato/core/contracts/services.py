@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from litestar.exceptions import NotFoundException
@@ -13,7 +12,7 @@ from sqlalchemy import or_, select
 from mercato.core.contracts import events, schemas
 from mercato.core.contracts.models import Contract, Milestone
 from mercato.core.events import Event, emit
-from mercato.core.pagination import decode_cursor, encode_cursor
+from mercato.core.pagination import newest_first
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -133,32 +132,8 @@ class ContractService:
     async def list_for(
         self, session: AsyncSession, user_id: uuid.UUID, *, limit: int, cursor: str | None
     ) -> schemas.ContractPage:
-        query = (
-            select(Contract)
-            .where(or_(Contract.client_id == user_id, Contract.developer_id == user_id))
-            .order_by(Contract.created_at.desc(), Contract.id.desc())
-        )
-        after = decode_cursor(cursor, 2)
-        if after:
-            moment, last = _cursor_key(after)
-            query = query.where(
-                or_(Contract.created_at < moment, (Contract.created_at == moment) & (Contract.id < last))
-            )
-        rows = list((await session.execute(query.limit(limit + 1))).scalars())
-        page = rows[:limit]
-        next_cursor = (
-            encode_cursor(page[-1].created_at.isoformat(), str(page[-1].id)) if len(rows) > limit else None
+        query = select(Contract).where(or_(Contract.client_id == user_id, Contract.developer_id == user_id))
+        page, next_cursor = await newest_first(
+            session, query, moment=Contract.created_at, row_id=Contract.id, cursor=cursor, limit=limit
         )
         return schemas.ContractPage(items=[await self.out(session, c) for c in page], next_cursor=next_cursor)
-
-
-def _cursor_key(after: list[object]) -> tuple[datetime, uuid.UUID]:
-    from mercato.core.errors import field_error
-
-    try:
-        moment, last = datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1]))
-    except ValueError:
-        raise field_error("cursor", "This cursor is not valid; start again without one.") from None
-    if moment.tzinfo is None:
-        raise field_error("cursor", "This cursor is not valid; start again without one.")
-    return moment, last

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import exists, select
 
 from mercato.core.accounts.models import User, UserStatus
 from mercato.core.accounts.profiles import ProfileService
@@ -30,7 +29,7 @@ from mercato.core.listings.models import (
     ListingStatus,
 )
 from mercato.core.markdown import render_markdown
-from mercato.core.pagination import decode_cursor, encode_cursor
+from mercato.core.pagination import newest_first
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -552,32 +551,12 @@ class ListingService:
             query = query.where(exists().where(package, ListingPackage.delivery_days <= max_delivery_days))
         if currency:
             query = query.where(exists().where(package, ListingPackage.currency == currency))
-        query = query.order_by(Listing.published_at.desc(), Listing.id.desc())
-        after = decode_cursor(cursor, 2)
-        if after:
-            moment, last = _key(after)
-            query = query.where(
-                or_(Listing.published_at < moment, and_(Listing.published_at == moment, Listing.id < last))
-            )
         wanted = set(skills)
-        rows: list[Listing] = []
-        # Skills live in a JSON list: filter in Python over keyset batches (search does it indexed).
-        while len(rows) <= limit:
-            batch = list((await session.execute(query.limit(200))).scalars())
-            rows += [listing for listing in batch if wanted <= set(listing.skills)]
-            if len(batch) < 200:
-                break
-            last_row = batch[-1]
-            query = query.where(
-                or_(
-                    Listing.published_at < last_row.published_at,
-                    and_(Listing.published_at == last_row.published_at, Listing.id < last_row.id),
-                )
-            )
-        page = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit and page[-1].published_at is not None:
-            next_cursor = encode_cursor(page[-1].published_at.isoformat(), str(page[-1].id))
+        # Skills live in a JSON list: filtered in Python (search does it indexed).
+        page, next_cursor = await newest_first(
+            session, query, moment=Listing.published_at, row_id=Listing.id, cursor=cursor, limit=limit,
+            keep=lambda listing: wanted <= set(listing.skills),
+        )
         return schemas.ServicePage(items=await self.outs(session, page, viewer), next_cursor=next_cursor)
 
     async def mine(
@@ -614,13 +593,3 @@ def _addon_in(addon: ListingAddon) -> schemas.AddonIn:
         delivery_days_saved=addon.delivery_days_saved,
         extra_revisions=addon.extra_revisions,
     )
-
-
-def _key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
-    try:
-        moment, last = datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1]))
-        if moment.tzinfo is None:
-            raise ValueError("naive")
-    except ValueError:
-        raise field_error("cursor", "This cursor is not valid; start again without one.") from None
-    return moment, last

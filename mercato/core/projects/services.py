@@ -4,11 +4,10 @@ may see what. The only place that changes projects; proposals live in ``proposal
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import exists, select
 
 from mercato.core.accounts.models import User, UserStatus
 from mercato.core.accounts.profiles import ProfileService
@@ -18,7 +17,7 @@ from mercato.core.db import utcnow
 from mercato.core.errors import field_error
 from mercato.core.events import Event, emit
 from mercato.core.markdown import render_markdown
-from mercato.core.pagination import decode_cursor, encode_cursor
+from mercato.core.pagination import newest_first
 from mercato.core.projects import events, schemas
 from mercato.core.projects.models import (
     PROJECT_TRANSITIONS,
@@ -306,32 +305,12 @@ class ProjectService:
             query = query.where(Project.category_slug.in_(await expand_categories(session, categories)))
         if budget_type:
             query = query.where(Project.budget_type == budget_type)
-        query = query.order_by(Project.published_at.desc(), Project.id.desc())
-        after = decode_cursor(cursor, 2)
-        if after:
-            moment, last = _key(after)
-            query = query.where(
-                or_(Project.published_at < moment, and_(Project.published_at == moment, Project.id < last))
-            )
         wanted = set(skills)
-        rows: list[Project] = []
-        # Skills live in a JSON list: filter in Python over keyset batches (search does it indexed).
-        while len(rows) <= limit:
-            batch = list((await session.execute(query.limit(200))).scalars())
-            rows += [p for p in batch if wanted <= set(p.skills)]
-            if len(batch) < 200:
-                break
-            last_row = batch[-1]
-            query = query.where(
-                or_(
-                    Project.published_at < last_row.published_at,
-                    and_(Project.published_at == last_row.published_at, Project.id < last_row.id),
-                )
-            )
-        page = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit and page[-1].published_at is not None:
-            next_cursor = encode_cursor(page[-1].published_at.isoformat(), str(page[-1].id))
+        # Skills live in a JSON list: filtered in Python (search does it indexed).
+        page, next_cursor = await newest_first(
+            session, query, moment=Project.published_at, row_id=Project.id, cursor=cursor, limit=limit,
+            keep=lambda project: wanted <= set(project.skills),
+        )
         items = [await self.out(session, p, viewer) for p in page]
         return schemas.ProjectPage(items=items, next_cursor=next_cursor)
 
@@ -354,13 +333,3 @@ class ProjectService:
             .order_by(ProjectInvite.created_at.desc())
         )
         return list((await session.execute(query)).scalars())
-
-
-def _key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
-    try:
-        moment, last = datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1]))
-        if moment.tzinfo is None:
-            raise ValueError("naive")
-    except ValueError:
-        raise field_error("cursor", "This cursor is not valid; start again without one.") from None
-    return moment, last
