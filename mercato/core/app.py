@@ -56,8 +56,11 @@ class MercatoCore(InitPluginProtocol):
         app_config.signature_namespace.update({"Site": Site, "AsyncSession": AsyncSession})
         app_config.lifespan.append(self._lifespan)
         app_config.state["site"] = site
-        # Room for the largest upload plus form fields; the image code gives the friendly 413.
-        app_config.request_max_body_size = max(10_000_000, site.settings.uploads.max_image_bytes + 1_048_576)
+        # Room for the largest upload plus form fields; the upload code gives the friendly 413.
+        uploads = site.settings.uploads
+        app_config.request_max_body_size = max(
+            10_000_000, uploads.max_image_bytes + 1_048_576, uploads.max_attachment_bytes + 1_048_576
+        )
         app_config.template_config = TemplateConfig(
             engine=JinjaTemplateEngine.from_environment(site.templates.env)
         )

@@ -165,7 +165,7 @@ class MailSettings(_Section):
 
 
 class UploadsSettings(_Section):
-    """``[uploads]``: limits for files people send (avatars, portfolio images)."""
+    """``[uploads]``: limits for files people send (avatars, portfolio images, attachments)."""
 
     max_image_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 5 * 1024 * 1024
     """Largest image upload, in bytes (larger: 413)."""
@@ -173,6 +173,8 @@ class UploadsSettings(_Section):
     """Largest decoded image (width x height); guards against decompression bombs."""
     max_image_side: Annotated[int, msgspec.Meta(ge=64)] = 2048
     """Images are scaled down so neither side exceeds this when re-encoded."""
+    max_attachment_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
+    """Largest file attached to a project or a proposal, in bytes (larger: 413)."""
 
 
 class PluginsSettings(_Section):

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Protocol, runtime_checkable
+
+PRIVATE_FOLDERS: tuple[str, ...] = ("attachments/",)
+"""Key prefixes of files only some people may read (project and proposal attachments). The
+core hands them out itself, after checking access; a storage must not serve them at a public
+URL of its own (``local_storage`` answers 404 for them under ``/media``)."""
+
+
+def is_private(key: str) -> bool:
+    """Whether ``key`` (as given in a URL: normalised first) lies in a private folder."""
+    return posixpath.normpath("/" + key).lstrip("/").startswith(PRIVATE_FOLDERS)
 
 
 class StorageError(Exception):

@@ -593,7 +593,7 @@ async def test_registration_is_rate_limited_per_address(apps: Apps) -> None:
 PRIVATE_KEYS = frozenset({"email", "has_password", "linked_providers"})
 WALKED_PREFIXES = ("/api/v1/", "/settings", "/users", "/projects", "/proposals", "/contracts", "/dashboard")
 FILLABLE = {"user_id": "a_id", "item_id": "a_item", "project_id": "a_project", "proposal_id": "a_proposal",
-            "contract_id": "a_contract", "service_id": "a_service"}
+            "contract_id": "a_contract", "service_id": "a_service", "attachment_id": "a_attachment"}
 """Path parameters the walk knows, and which of A's ids goes in."""
 
 
@@ -614,6 +614,8 @@ class World:
     """The contract between A (client) and C (developer)."""
     a_service: str = ""
     """A's draft service."""
+    a_attachment: str = ""
+    """A file on A's draft project."""
 
     @property
     def a_id(self) -> str:
@@ -622,7 +624,7 @@ class World:
     @property
     def private_ids(self) -> list[str]:
         """Ids of A's objects no one else may see (and so find in any answer)."""
-        return [self.a_project, self.a_proposal, self.a_contract, self.a_service]
+        return [self.a_project, self.a_proposal, self.a_contract, self.a_service, self.a_attachment]
 
 
 Body = Callable[[World, str], dict[str, Any]]
@@ -764,6 +766,12 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("POST", "/api/v1/proposals/{proposal_id:uuid}/decline"): spec(401, 404, lambda w, who: {"json": {
         "message": "Planted"}}),
     ("POST", "/api/v1/proposals/{proposal_id:uuid}/accept"): spec(401, 404),
+    ("POST", "/api/v1/projects/{project_id:uuid}/attachments"): spec(401, 404, _png("file")),
+    ("GET", "/api/v1/projects/{project_id:uuid}/attachments/{attachment_id:uuid}"): spec(404, 404),
+    ("DELETE", "/api/v1/projects/{project_id:uuid}/attachments/{attachment_id:uuid}"): spec(401, 404),
+    ("POST", "/api/v1/proposals/{proposal_id:uuid}/attachments"): spec(401, 404, _png("file")),
+    ("GET", "/api/v1/proposals/{proposal_id:uuid}/attachments/{attachment_id:uuid}"): spec(404, 404),
+    ("DELETE", "/api/v1/proposals/{proposal_id:uuid}/attachments/{attachment_id:uuid}"): spec(401, 404),
     ("GET", "/api/v1/contracts/{contract_id:uuid}"): spec(401, 404),
     ("GET", "/api/v1/services/{service_id:uuid}"): spec(404, 404),
     ("PATCH", "/api/v1/services/{service_id:uuid}"): spec(401, 404, lambda w, who: {"json": {
@@ -795,6 +803,8 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("POST", "/proposals/{proposal_id:uuid}/shortlist"): spec(TO_LOGIN, 404),
     ("POST", "/proposals/{proposal_id:uuid}/decline"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
         "message": "Planted"}}),
+    ("POST", "/projects/{project_id:uuid}/attachments/{attachment_id:uuid}/delete"): spec(TO_LOGIN, 404),
+    ("POST", "/proposals/{proposal_id:uuid}/attachments/{attachment_id:uuid}/delete"): spec(TO_LOGIN, 404),
     ("POST", "/proposals/{proposal_id:uuid}/accept"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
         "confirm": "yes"}}),
     ("GET", "/contracts/{contract_id:uuid}"): spec(TO_LOGIN, 404),
@@ -848,6 +858,10 @@ async def _a_market(app: App, world: World) -> None:
     draft = await created("projects", project_body(title="Alice's secret draft", publish=False))
     assert draft["status"] == "draft"
     world.a_project = draft["id"]
+    attached = await app.client.post(f"{API}/projects/{draft['id']}/attachments", headers=a.auth,
+                                     files={"file": ("secret-brief.png", png_bytes(), "image/png")})
+    assert attached.status_code == 201, attached.text
+    world.a_attachment = attached.json()["id"]
     project = await created("projects", project_body(title="Alice's open project"))
     assert project["status"] == "open"
     world.a_open_project = project["id"]

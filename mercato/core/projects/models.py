@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mercato.core.db import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, utcnow
@@ -123,4 +123,32 @@ class Proposal(UUIDPrimaryKey, Timestamps, Base):
     contract_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
-PROJECT_MODELS: list[type[Base]] = [Project, ProjectInvite, Proposal]
+class Attachment(UUIDPrimaryKey, Base):
+    """A file attached to a project (by its client) or to a proposal (by its developer).
+
+    Exactly one of ``project_id`` and ``proposal_id`` is set; the row goes with its owner (ON
+    DELETE CASCADE), but the stored file does not: whoever removes the owner collects
+    ``storage_key`` first and deletes the files after the commit."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        CheckConstraint("(project_id IS NULL) <> (proposal_id IS NULL)", name="one_owner"),
+    )
+
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True, default=None
+    )
+    proposal_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("proposals.id", ondelete="CASCADE"), index=True, default=None
+    )
+    uploader_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(160))
+    """The uploader's name for it, cleaned; for display and ``Content-Disposition`` only."""
+    content_type: Mapped[str] = mapped_column(String(100))
+    """Decided from the content, never taken from the upload."""
+    size: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+PROJECT_MODELS: list[type[Base]] = [Project, ProjectInvite, Proposal, Attachment]

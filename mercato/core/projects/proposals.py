@@ -19,6 +19,7 @@ from mercato.core.errors import field_error
 from mercato.core.events import Event, emit
 from mercato.core.markdown import render_markdown
 from mercato.core.projects import events, schemas
+from mercato.core.projects.attachments import attachments_of
 from mercato.core.projects.models import (
     LIVE_PROPOSALS,
     PROPOSAL_TRANSITIONS,
@@ -119,6 +120,14 @@ class ProposalService:
         project = await self._lock_project(session, proposal.project_id)
         await session.refresh(proposal)
         return proposal, project
+
+    async def editable(self, session: AsyncSession, developer: User, proposal_id: uuid.UUID) -> Proposal:
+        """The developer's own proposal, locked as for an edit, while it can still change (until
+        the client shortlists it): 404 for strangers, 403 for the client, 409 after that."""
+        proposal, _ = await self._for_developer(session, proposal_id, developer.id)
+        if proposal.status != ProposalStatus.SUBMITTED:
+            raise InvalidTransition(f"This proposal is {proposal.status}; it can no longer be edited.")
+        return proposal
 
     # -- bidding -------------------------------------------------------------------
     def _check_terms(
@@ -423,6 +432,7 @@ class ProposalService:
             skill_match=round(len(wanted & set(skills)) / len(wanted), 2) if wanted else 1.0,
             submitted_at=proposal.submitted_at,
             contract_id=proposal.contract_id,
+            attachments=(await attachments_of(session, "proposal", [proposal.id])).get(proposal.id, []),
         )
 
     async def for_project(

@@ -4,16 +4,24 @@ checked against the person asking (someone else's draft or proposal is a 404).""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, get, patch, post
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.openapi import ResponseSpec
+from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
 
 from mercato.core.accounts.middleware import principal_of
 from mercato.core.accounts.routes import current_user, require_principal
+from mercato.core.errors import PROBLEM_JSON
 from mercato.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from mercato.core.projects import schemas
+from mercato.core.projects.attachments import AttachmentService, attachment_out
 from mercato.core.projects.proposals import ProposalService
 from mercato.core.projects.services import ProjectService
 from mercato.core.site import Site
@@ -274,4 +282,214 @@ class InvitationsController(Controller):
             ]
 
 
-API_CONTROLLERS = [ProjectsController, ProposalsController, InvitationsController]
+# ---------------------------------------------------------------------------
+# Attachments
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class AttachmentUpload:
+    """A multipart form with one file."""
+
+    file: UploadFile
+    """PDF, PNG, JPEG, WebP, GIF, TXT, Markdown, ZIP, DOCX, XLSX or PPTX; the type is checked
+    from the content and must match the extension."""
+
+
+Upload = Annotated[AttachmentUpload, Body(media_type=RequestEncodingType.MULTI_PART)]
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """An RFC 9457 problem detail (``errors`` names the fields that are wrong)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problems(**described: str) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem details a route answers with (``_404="..."``)."""
+    return {
+        int(code.lstrip("_")): ResponseSpec(
+            data_container=Problem, media_type=PROBLEM_JSON, description=text, generate_examples=False
+        )
+        for code, text in described.items()
+    }
+
+
+DOWNLOAD = ResponseSpec(
+    data_container=bytes,
+    media_type="application/octet-stream",
+    description="The file, as a download (`Content-Disposition: attachment`); `Content-Type` is the "
+    "type detected when it was uploaded.",
+    generate_examples=False,
+)
+UPLOAD_PROBLEMS = problems(
+    _400="Empty file, a type that cannot be attached, content that does not match the extension, "
+    "or too many files (10 at most)",
+    _403="Someone else's project or proposal",
+    _404="No such project, proposal or file (or you may not see it)",
+    _409="The project or proposal can no longer change",
+    _413="The file is larger than `[uploads] max_attachment_bytes`",
+)
+
+
+class ProjectAttachmentsController(Controller):
+    path = "/api/v1/projects/{project_id:uuid}/attachments"
+    tags = ["projects"]
+
+    @post(
+        "/",
+        summary="Attach a file to your project (draft or open)",
+        responses=UPLOAD_PROBLEMS,
+    )
+    async def add(
+        self, request: AnyRequest, project_id: FromPath[uuid.UUID], data: Upload, site: NamedDependency[Site]
+    ) -> schemas.AttachmentOut:
+        projects, files = ProjectService(site), AttachmentService(site)
+        async with site.db.reading() as session:  # fail fast before reading the file
+            client = await current_user(request, session, site)
+            project = await projects.owned(session, project_id, client.id)
+            files.project_may_change(project)
+            await files.check_room(session, "project", project.id, adding=1, field="file")
+        checked = await files.check([(data.file.filename or "", await data.file.read())], field="file")
+        stored = await files.store(checked)
+        try:
+            async with site.db.transaction() as session:
+                uploader = await current_user(request, session, site)
+                project = await projects.owned(session, project_id, uploader.id, lock=True)
+                rows = await files.attach(session, uploader, stored, project=project)
+                return attachment_out(rows[0])
+        except BaseException:
+            await files.discard(s.key for s in stored)
+            raise
+
+    @get(
+        "/{attachment_id:uuid}",
+        summary="Download a project's file (anyone who can see the project)",
+        responses={200: DOWNLOAD, **problems(_404="No such project or file (or you may not see it)")},
+    )
+    async def download(
+        self,
+        request: AnyRequest,
+        project_id: FromPath[uuid.UUID],
+        attachment_id: FromPath[uuid.UUID],
+        site: NamedDependency[Site],
+    ) -> Response[bytes]:
+        principal = principal_of(request)
+        files = AttachmentService(site)
+        async with site.db.reading() as session:
+            viewer = principal.user_id if principal else None
+            project = await ProjectService(site).visible(session, project_id, viewer)
+            row = await files.get(session, "project", project.id, attachment_id)
+            return await files.download(row)
+
+    @delete(
+        "/{attachment_id:uuid}",
+        status_code=204,
+        summary="Remove a file from your project (draft or open)",
+        responses=problems(
+            _403="Someone else's project",
+            _404="No such project or file",
+            _409="The project can no longer change",
+        ),
+    )
+    async def remove(
+        self,
+        request: AnyRequest,
+        project_id: FromPath[uuid.UUID],
+        attachment_id: FromPath[uuid.UUID],
+        site: NamedDependency[Site],
+    ) -> None:
+        files = AttachmentService(site)
+        async with site.db.transaction() as session:
+            client = await current_user(request, session, site)
+            project = await ProjectService(site).owned(session, project_id, client.id, lock=True)
+            key = await files.remove_from_project(session, project, attachment_id)
+        await files.discard([key])
+
+
+class ProposalAttachmentsController(Controller):
+    path = "/api/v1/proposals/{proposal_id:uuid}/attachments"
+    tags = ["proposals"]
+
+    @post(
+        "/",
+        summary="Attach a file to your proposal (until it is shortlisted)",
+        responses=UPLOAD_PROBLEMS,
+    )
+    async def add(
+        self, request: AnyRequest, proposal_id: FromPath[uuid.UUID], data: Upload, site: NamedDependency[Site]
+    ) -> schemas.AttachmentOut:
+        proposals, files = ProposalService(site), AttachmentService(site)
+        async with site.db.transaction() as session:  # fail fast before reading the file
+            developer = await current_user(request, session, site)
+            proposal = await proposals.editable(session, developer, proposal_id)
+            await files.check_room(session, "proposal", proposal.id, adding=1, field="file")
+        checked = await files.check([(data.file.filename or "", await data.file.read())], field="file")
+        stored = await files.store(checked)
+        try:
+            async with site.db.transaction() as session:
+                developer = await current_user(request, session, site)
+                proposal = await proposals.editable(session, developer, proposal_id)
+                rows = await files.attach(session, developer, stored, proposal=proposal)
+                return attachment_out(rows[0])
+        except BaseException:
+            await files.discard(s.key for s in stored)
+            raise
+
+    @get(
+        "/{attachment_id:uuid}",
+        summary="Download a proposal's file (its developer and the project's client only)",
+        responses={200: DOWNLOAD, **problems(_404="No such proposal or file (or you may not see it)")},
+    )
+    async def download(
+        self,
+        request: AnyRequest,
+        proposal_id: FromPath[uuid.UUID],
+        attachment_id: FromPath[uuid.UUID],
+        site: NamedDependency[Site],
+    ) -> Response[bytes]:
+        principal = principal_of(request)
+        if principal is None:  # a proposal is private: nothing to tell strangers, not even "log in"
+            raise NotFoundException("No such proposal.")
+        files = AttachmentService(site)
+        async with site.db.reading() as session:
+            proposal = await ProposalService(site).visible(session, proposal_id, principal.user_id)
+            row = await files.get(session, "proposal", proposal.id, attachment_id)
+            return await files.download(row)
+
+    @delete(
+        "/{attachment_id:uuid}",
+        status_code=204,
+        summary="Remove a file from your proposal (until it is shortlisted)",
+        responses=problems(
+            _403="The project's client (only the developer changes a proposal)",
+            _404="No such proposal or file",
+            _409="The proposal can no longer change",
+        ),
+    )
+    async def remove(
+        self,
+        request: AnyRequest,
+        proposal_id: FromPath[uuid.UUID],
+        attachment_id: FromPath[uuid.UUID],
+        site: NamedDependency[Site],
+    ) -> None:
+        files = AttachmentService(site)
+        async with site.db.transaction() as session:
+            developer = await current_user(request, session, site)
+            proposal = await ProposalService(site).editable(session, developer, proposal_id)
+            key = await files.remove_from_proposal(session, proposal, attachment_id)
+        await files.discard([key])
+
+
+API_CONTROLLERS = [
+    ProjectsController,
+    ProposalsController,
+    InvitationsController,
+    ProjectAttachmentsController,
+    ProposalAttachmentsController,
+]

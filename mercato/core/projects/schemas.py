@@ -60,6 +60,22 @@ class BudgetOut(msgspec.Struct, kw_only=True):
     currency: str
 
 
+class AttachmentOut(msgspec.Struct, kw_only=True):
+    """A file on a project or a proposal."""
+
+    id: uuid.UUID
+    filename: str
+    """The uploader's name for it (cleaned)."""
+    content_type: str
+    """Decided from the file's content."""
+    size: int
+    """Bytes."""
+    url: str
+    """Where the people allowed to see it download it: a permission-checked API route, never a
+    public link."""
+    created_at: datetime
+
+
 class ProjectOut(msgspec.Struct, kw_only=True, tag_field="kind", tag="project"):
     id: uuid.UUID
     client_id: uuid.UUID
@@ -81,6 +97,8 @@ class ProjectOut(msgspec.Struct, kw_only=True, tag_field="kind", tag="project"):
     is_owner: bool
     my_proposal_id: uuid.UUID | None
     """Your live or past proposal on this project (developers)."""
+    attachments: list[AttachmentOut] = msgspec.field(default_factory=list)
+    """Files the client attached (briefs, mock-ups, specs)."""
 
 
 class ProjectPage(msgspec.Struct, kw_only=True):
@@ -157,6 +175,8 @@ class ProposalOut(msgspec.Struct, kw_only=True):
     """Share of the project's skills the developer lists (0-1)."""
     submitted_at: datetime
     contract_id: uuid.UUID | None
+    attachments: list[AttachmentOut] = msgspec.field(default_factory=list)
+    """Files the developer attached (samples, a plan)."""
 
 
 class ProposalPage(msgspec.Struct, kw_only=True):

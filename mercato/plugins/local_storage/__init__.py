@@ -26,7 +26,7 @@ from litestar.response import File
 
 from mercato import hookimpl
 from mercato.core.site import Site
-from mercato.core.storage import StorageError
+from mercato.core.storage import StorageError, is_private
 
 UPLOADS_DIR = "uploads"
 MEDIA_PATH = "/media"
@@ -119,7 +119,10 @@ def storage_for(site: Site) -> LocalStorage:
 
 @get(f"{MEDIA_PATH}/{{key:path}}", include_in_schema=False, name="media")
 async def media(key: FromPath[str], site: NamedDependency[Site]) -> File:
-    """Serve an uploaded file with a type taken from its extension, never from its content."""
+    """Serve an uploaded file with a type taken from its extension, never from its content.
+    Private files (attachments) are not served here: their routes check who asks."""
+    if is_private(key):
+        raise NotFoundException()
     storage = storage_for(site)
     try:
         path = storage.path(key.removeprefix("/"))
