@@ -7,6 +7,7 @@ of tags, attributes and URL schemes, so a parser quirk cannot smuggle markup thr
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ __all__ = ["DEFAULT_MAX_LENGTH", "plain_text_excerpt", "render_markdown"]
 
 DEFAULT_MAX_LENGTH = 20_000
 """Characters of Markdown source rendered at most; the rest is dropped."""
+
+RENDER_CACHE_SIZE = 512
+"""Rendered texts kept in memory (each at most ``DEFAULT_MAX_LENGTH`` characters of source)."""
 
 ALLOWED_TAGS: frozenset[str] = frozenset(
     {
@@ -91,7 +95,15 @@ def render_markdown(text: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> Marku
     characters other than newline and tab are removed, and text beyond ``max_length`` characters is
     cut off (not an error). Links keep only ``http``, ``https``, ``mailto`` or relative targets and get
     ``rel="nofollow noopener ugc"``; images are replaced by their alt text.
+
+    The result is a pure function of the arguments, so recent ones are kept: lists render the
+    same briefs over and over, and rendering costs far more than a dictionary lookup.
     """
+    return _render_cached(text, max_length)
+
+
+@functools.lru_cache(maxsize=RENDER_CACHE_SIZE)
+def _render_cached(text: str, max_length: int) -> Markup:
     source = _clean_source(text, max_length)
     if not source.strip():
         return Markup("")

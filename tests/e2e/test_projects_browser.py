@@ -37,6 +37,17 @@ async def market(make_settings: MakeSettings, databases: Databases) -> AsyncIter
     await _delete_streams(settings.events.nats_url, {settings.events.stream})
 
 
+async def browse_until(tab: Tab, url: str, cards: int) -> None:
+    """Open a browse page, reloading until it lists ``cards`` projects: the search index
+    follows commits through events, a moment behind."""
+    for _ in range(50):
+        await tab.page.goto(url)
+        if await tab.page.locator(".project-card").count() == cards:
+            return
+        await tab.page.wait_for_timeout(100)
+    raise AssertionError(f"{url} never listed {cards} projects")
+
+
 async def add_skills(tab: Tab, *skills: str) -> None:
     page = tab.page
     await page.goto(page.url.split("/settings")[0] + "/settings/profile")
@@ -133,7 +144,7 @@ async def test_a_client_posts_compares_shortlists_and_hires(
     ada = await new_tab(browser, screenshots, "2-ada", DESKTOP)
     await sign_up(ada, market, name="Ada Lovelace", email="ada@example.com", developer=True)
     await add_skills(ada, "Python", "PostgreSQL")
-    await ada.page.goto(market.url + "/projects")
+    await browse_until(ada, market.url + "/projects", 1)
     await ada.shot("browse")
     await ada.page.get_by_role("link", name="Stripe checkout for a Django shop").click()
     await ada.page.wait_for_url(project_url)
@@ -216,8 +227,7 @@ async def test_a_client_posts_compares_shortlists_and_hires(
     await client.shot("second-project-owner")
 
     phone = await new_tab(browser, screenshots, "4-phone", PHONE)
-    await phone.page.goto(market.url + "/projects")
-    assert await phone.page.locator(".project-card").count() == 1
+    await browse_until(phone, market.url + "/projects", 1)
     await phone.shot("browse")
     assert await phone.page.evaluate(FITS)
     await phone.page.locator(".browse-filters-toggle").click()

@@ -8,6 +8,7 @@ CSRF token of the page it came from.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 from collections.abc import AsyncIterator
@@ -132,6 +133,16 @@ def text_of(response: httpx.Response) -> str:
     """The page's text without tags, whitespace collapsed (for reading what people see)."""
     body = re.sub(r"<script.*?</script>", " ", response.text, flags=re.S)
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+async def listed(browser: Browser, url: str, text: str) -> httpx.Response:
+    """Poll a browse page until ``text`` shows (the search index follows commits through events)."""
+    for _ in range(100):
+        page = await browser.get(url)
+        if text in text_of(page):
+            return page
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} never showed {text!r}: {text_of(page)[:2000]}")
 
 
 def proposal_ids(page: httpx.Response) -> list[str]:
@@ -564,8 +575,7 @@ async def test_browse_filters_and_pages(pages: Pages) -> None:
     )
     await post_project(grace, title="A draft nobody sees", action="draft")
 
-    everything = text_of(await visitor.get("/projects"))
-    assert "3 open projects" in everything
+    everything = text_of(await listed(visitor, "/projects", "3 open projects"))
     assert "A draft nobody sees" not in everything
     for title in ("Django payments back-end", "iOS app for a bakery", "React dashboard for sales"):
         assert title in everything
@@ -592,6 +602,7 @@ async def test_browse_filters_and_pages(pages: Pages) -> None:
     assert titles(await visitor.get("/projects?skills=Python,+React&category=web")) == [
         "React dashboard for sales"
     ]
+    assert titles(await visitor.get("/projects?skill=python&skill=react")) == ["React dashboard for sales"]
     unknown = await visitor.get("/projects?skills=Cobol-9000")
     assert unknown.status_code == 400
     assert "Unknown skill: cobol-9000" in text_of(unknown)
@@ -616,6 +627,73 @@ async def test_browse_filters_and_pages(pages: Pages) -> None:
     broken = await visitor.get("/projects?cursor=not-a-cursor")
     assert broken.status_code == 400
     assert "This cursor is not valid" in text_of(broken)
+
+
+async def test_search_box_facets_and_sort(pages: Pages) -> None:
+    grace, _ = await person(pages, "grace@example.com", "Grace Hopper", "client")
+    visitor = pages.browser()
+    await post_project(
+        grace,
+        title="Stripe checkout for a coffee shop",
+        category="web-backend",
+        skills="Python, Django",
+        budget_min="500",
+        budget_max="900",
+        questions=[],
+    )
+    await post_project(
+        grace,
+        title="Payment webhooks in Go",
+        description="Receive Stripe webhooks and keep orders in step.",
+        category="web-backend",
+        skills="Go, PostgreSQL",
+        budget_min="2000",
+        budget_max="4000",
+        questions=[],
+    )
+    await post_project(
+        grace,
+        title="Android app for a gym",
+        description="Members book classes and pay for them in the app.",
+        category="mobile-android",
+        skills="Kotlin",
+        questions=[],
+    )
+    await listed(visitor, "/projects", "3 open projects")
+
+    def titles(page: httpx.Response) -> list[str]:
+        return re.findall(r'<a class="card-link" href="/projects/[0-9a-f-]{36}">([^<]+)</a>', page.text)
+
+    found = await visitor.get("/projects?q=stripe")
+    assert found.status_code == 200
+    # Best match first: the title says "Stripe"; the other only mentions it in the description.
+    assert titles(found) == ["Stripe checkout for a coffee shop", "Payment webhooks in Go"]
+    assert "2 open projects match your search" in text_of(found)
+    assert 'value="stripe"' in found.text
+    assert '<option value="" selected>Best match</option>' in found.text
+
+    # Skill facets count the matching projects; ticking one narrows the search.
+    facet = re.compile(
+        r'name="skill" value="([a-z0-9-]+)"[^>]*>\s*<span class="facet-name">[^<]+</span>\s*'
+        r'<span class="facet-count">(\d+)'
+    )
+    facets = dict(facet.findall(found.text))
+    assert facets == {"django": "1", "python": "1", "go": "1", "postgresql": "1"}
+    narrowed = await visitor.get("/projects?q=stripe&skill=go")
+    assert titles(narrowed) == ["Payment webhooks in Go"]
+    assert 'name="skill" value="go" checked' in narrowed.text
+    assert "Clear all" in text_of(narrowed)
+
+    cheapest = await visitor.get("/projects?sort=price_asc")
+    assert titles(cheapest)[0] == "Stripe checkout for a coffee shop"
+    dearest = await visitor.get("/projects?sort=price_desc")
+    assert titles(dearest)[0] == "Payment webhooks in Go"
+    assert "Best match" not in dearest.text  # no search: newest is the default
+
+    nothing = await visitor.get("/projects?q=blockchain+oracle")
+    assert nothing.status_code == 200
+    assert "No open projects match “blockchain oracle”" in text_of(nothing)
+    assert "Clear search and filters" in text_of(nothing)
 
 
 async def test_the_dashboard_shows_each_role_its_sections(pages: Pages) -> None:

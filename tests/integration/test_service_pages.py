@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from tests.integration.test_account_pages import Browser, Pages
-from tests.integration.test_project_pages import open_site, pages, person, text_of
+from tests.integration.test_project_pages import listed, open_site, pages, person, text_of
 
 __all__ = ["open_site", "pages"]
 
@@ -72,9 +72,10 @@ async def test_a_developer_publishes_a_service_and_a_client_orders_it(pages: Pag
     assert f'action="/services/{service_id}/pause"' in own.text
     assert f'action="/services/{service_id}/order"' not in own.text
 
-    listing = await client.get("/services")
+    listing = await listed(client, "/services", "Stripe checkout for your Django shop")
     assert listing.status_code == 200
     seen = text_of(listing)
+    assert "1 service" in seen
     assert "Stripe checkout for your Django shop" in seen
     assert "Grace Hopper" in seen
     assert "From $150" in seen
@@ -128,6 +129,7 @@ async def test_drafts_are_hidden_and_your_own_service_cannot_be_ordered(pages: P
     published = await developer.post(f"/services/{draft_id}/publish")
     assert published.status_code == 303
     assert (await stranger.get(f"/services/{draft_id}")).status_code == 200
+    await listed(stranger, "/services?q=stripe", "Stripe checkout")
 
     refused = await developer.post(
         f"/services/{draft_id}/order", {"package": "basic", "answers": ["https://beans.example"]}

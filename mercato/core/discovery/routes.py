@@ -9,21 +9,15 @@ import msgspec
 from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
-from sqlalchemy import select
 
 from mercato.core.accounts.middleware import principal_of
-from mercato.core.accounts.models import User, UserStatus
-from mercato.core.accounts.profiles import ProfileService
 from mercato.core.accounts.schemas import PublicUser
 from mercato.core.catalog.services import expand_categories
+from mercato.core.discovery.services import find
 from mercato.core.errors import field_error
-from mercato.core.listings.models import Listing
 from mercato.core.listings.schemas import ServiceOut
-from mercato.core.listings.services import ListingService
 from mercato.core.pagination import Cursor
-from mercato.core.projects.models import Project
 from mercato.core.projects.schemas import ProjectOut
-from mercato.core.projects.services import ProjectService
 from mercato.core.search import SearchQuery
 from mercato.core.site import Site
 
@@ -80,41 +74,9 @@ async def search(
             facets=facets,
         )
         try:
-            found = await site.plugins.search_backend(site).search(query)
+            items, found = await find(site, session, query, viewer)
         except ValueError:
             raise field_error("cursor", "This cursor is not valid; start again without one.") from None
-        items: list[Any] = []
-        if kind == "project":
-            rows = {
-                p.id: p
-                for p in (await session.execute(select(Project).where(Project.id.in_(found.ids)))).scalars()
-            }
-            projects = ProjectService(site)
-            for pid in found.ids:
-                project = rows.get(pid)
-                if project is not None and await projects.can_view(session, project, viewer):
-                    items.append(await projects.out(session, project, viewer))
-        elif kind == "service":
-            listing_rows = {
-                x.id: x
-                for x in (await session.execute(select(Listing).where(Listing.id.in_(found.ids)))).scalars()
-            }
-            listings = ListingService(site)
-            visible = [
-                listing_rows[i]
-                for i in found.ids
-                if i in listing_rows and await listings.can_view(session, listing_rows[i], viewer)
-            ]
-            items = await listings.outs(session, visible, viewer)
-        else:
-            users = {
-                u.id: u for u in (await session.execute(select(User).where(User.id.in_(found.ids)))).scalars()
-            }
-            profiles = ProfileService(site)
-            for uid in found.ids:
-                user = users.get(uid)
-                if user is not None and user.status == UserStatus.ACTIVE:
-                    items.append(await profiles.public_user(session, user))
     return SearchPage(
         type=type,
         total=found.total,

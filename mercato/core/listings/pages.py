@@ -1,6 +1,6 @@
 """The theme's service pages: browsing published services, a service's page (packages side by
 side, add-ons, FAQ, the developer and the order form; its developer's actions instead), offering
-a new service, and ordering one (which opens a contract).
+a new service or editing one, and ordering one (which opens a contract).
 
 Money is typed in major units (``150``, ``62.50``) and stored in minor units. Forms that fail
 re-render with the input kept and the message next to the field (status 400; 403 or 409 when
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlencode
 
 import msgspec
 from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
 from markupsafe import Markup
@@ -27,6 +30,7 @@ from mercato.core.accounts.forms import (
     Page,
     errors_of,
     form_text,
+    format_amount,
     parse_rate,
     redirect,
     schema_errors,
@@ -37,7 +41,7 @@ from mercato.core.accounts.forms import (
 from mercato.core.accounts.middleware import principal_of
 from mercato.core.accounts.models import User
 from mercato.core.accounts.profiles import ProfileService
-from mercato.core.accounts.routes import current_user
+from mercato.core.accounts.routes import current_user, require_principal
 from mercato.core.catalog.display import (
     Names,
     excerpt,
@@ -48,12 +52,14 @@ from mercato.core.catalog.display import (
     refused,
 )
 from mercato.core.listings import schemas
+from mercato.core.listings.models import Listing, ListingStatus
 from mercato.core.listings.orders import OrderService
 from mercato.core.listings.services import ListingService
 from mercato.core.site import Site
 
 if TYPE_CHECKING:
     from litestar.datastructures import FormMultiDict
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 TIERS = {"basic": "Basic", "standard": "Standard", "premium": "Premium"}
 SERVICE_STATUS_LABELS = {
@@ -92,6 +98,7 @@ _NOTICES = {
     "paused": ("success", "The service is paused: it is hidden and takes no orders until you resume it."),
     "resumed": ("success", "The service is published again."),
     "archived": ("success", "The service is archived for good. Past orders keep their contracts."),
+    "saved": ("success", "Your changes are saved."),
 }
 
 Slugs = Annotated[list[str] | None, QueryParameter(max_items=40)]
@@ -151,100 +158,6 @@ def card(service: schemas.ServiceOut, names: Names) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
-# Browse
-# ---------------------------------------------------------------------------
-
-
-@get("/services", include_in_schema=False, name="services:browse")
-async def browse_services(
-    request: AnyRequest,
-    site: NamedDependency[Site],
-    category: Slugs = None,
-    skills: Annotated[str | None, QueryParameter(max_length=500)] = None,
-    max_price: Annotated[str | None, QueryParameter(max_length=20)] = None,
-    max_delivery_days: Annotated[str | None, QueryParameter(max_length=4)] = None,
-    cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
-    page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
-    limit: Annotated[int, QueryParameter(ge=1, le=50)] = PAGE_SIZE,
-) -> Template:
-    """Published services, newest first, with a filter sidebar and "Next page" links."""
-    principal = principal_of(request)
-    viewer = principal.user_id if principal else None
-    errors: dict[str, str] = {}
-    price_limit: int | None = None
-    money, problem = parse_rate(max_price or "", "USD", maximum=MAX_PRICE_MINOR)
-    if problem:
-        errors["max_price"] = problem
-    elif money is not None:
-        price_limit = money["amount"]
-    days_limit = (
-        int(max_delivery_days) if max_delivery_days in dict(DELIVERY_FILTERS) and max_delivery_days else None
-    )
-    result: schemas.ServicePage | None = None
-    async with site.db.reading() as session:
-        names = await load_names(session)
-        chosen = [slug for slug in dict.fromkeys(category or []) if slug in names.categories]
-        skill_slugs: list[str] = []
-        if skills and skills.strip():
-            try:
-                resolved = await ProfileService(site).resolve_skills(
-                    session, split_list(skills), field="skills"
-                )
-                skill_slugs = [skill.slug for skill in resolved]
-            except ValidationException as exc:
-                errors.update(plain_errors(errors_of(exc, default_field="skills")))
-        if not errors:
-            try:
-                result = await ListingService(site).browse(
-                    session,
-                    viewer=viewer,
-                    categories=chosen,
-                    skills=skill_slugs,
-                    max_price=price_limit,
-                    max_delivery_days=days_limit,
-                    currency=None,
-                    limit=limit,
-                    cursor=cursor,
-                )
-            except ValidationException as exc:  # a cursor that is not ours
-                errors.update(plain_errors(errors_of(exc, default_field="cursor")))
-        skill_options = await skill_names(session)
-    items = [card(service, names) for service in result.items] if result else []
-    filters: dict[str, Any] = {
-        "category": chosen,
-        "skills": skills or "",
-        "max_price": max_price or "",
-        "max_delivery_days": str(days_limit) if days_limit else "",
-    }
-    query: dict[str, Any] = {key: value for key, value in filters.items() if value}
-    first_url = "/services" + ("?" + urlencode(query, doseq=True) if query else "")
-    next_url = None
-    if result and result.next_cursor:
-        next_url = "/services?" + urlencode(
-            {**query, "cursor": result.next_cursor, "page": page + 1}, doseq=True
-        )
-    return await render(
-        request,
-        site,
-        "browse.html",
-        {
-            **helpers(names),
-            "items": items,
-            "page": page,
-            "next_url": next_url,
-            "first_url": first_url,
-            "filters": filters,
-            "filtered": bool(query),
-            "errors": errors,
-            "tree": names.tree,
-            "skills": skill_options,
-            "delivery_filters": DELIVERY_FILTERS,
-        },
-        status_code=400 if errors else 200,
-    )
-
-
-# ---------------------------------------------------------------------------
 # Offering a service
 # ---------------------------------------------------------------------------
 
@@ -264,15 +177,90 @@ def _texts(form: FormMultiDict, name: str, count: int) -> list[str]:
     return found + [""] * (count - len(found))
 
 
+def _rows(filled: int, least: int, most: int) -> int:
+    """How many rows a repeated field shows: at least ``least``, room for one more when
+    ``filled`` (an edited service may have more than a new one starts with), at most ``most``."""
+    return max(least, min(filled + 1, most))
+
+
 def service_form_values(form: FormMultiDict) -> dict[str, Any]:
     values: dict[str, Any] = {name: form_text(form, name) for name in SERVICE_FIELDS}
     for tier in TIERS:
         values[tier] = {name: form_text(form, f"{tier}_{name}") for name in PACKAGE_FIELDS}
-    questions = _texts(form, "faq_question", MAX_FAQ_ROWS)
-    answers = _texts(form, "faq_answer", MAX_FAQ_ROWS)
+    faq_rows = max(MAX_FAQ_ROWS, min(len(form.getall("faq_question", [])), schemas.MAX_FAQ))
+    questions = _texts(form, "faq_question", faq_rows)
+    answers = _texts(form, "faq_answer", faq_rows)
     values["faq"] = [{"question": q, "answer": a} for q, a in zip(questions, answers, strict=True)]
-    values["requirements"] = _texts(form, "requirements", MAX_REQUIREMENT_ROWS)
+    requirement_rows = max(
+        MAX_REQUIREMENT_ROWS, min(len(form.getall("requirements", [])), schemas.MAX_REQUIREMENTS)
+    )
+    values["requirements"] = _texts(form, "requirements", requirement_rows)
     return values
+
+
+def amount_input(minor: int) -> str:
+    """Minor units as typed into a form (``1500``, ``62.50``)."""
+    return format_amount(minor).replace(",", "")
+
+
+def service_form_of(service: schemas.ServiceOut, names: Names) -> dict[str, Any]:
+    """The form filled with a saved service (its extra-fast add-on in the add-on fields)."""
+    values = empty_service_form()
+    values.update(
+        title=service.title,
+        description=service.description,
+        category=service.category,
+        skills=", ".join(names.skill(slug) for slug in service.skills),
+        currency=service.currency or "USD",
+    )
+    for package in service.packages:
+        values[package.tier] = {
+            "name": package.name,
+            "price": amount_input(package.price),
+            "days": str(package.delivery_days),
+            "revisions": str(package.revisions),
+            "features": "\n".join(package.features),
+        }
+    fast = next((addon for addon in service.addons if addon.kind == "extra_fast"), None)
+    if fast is not None:
+        values["fast_price"] = amount_input(fast.price)
+        values["fast_days"] = str(fast.delivery_days_saved or "")
+    faq = [{"question": pair.question, "answer": pair.answer} for pair in service.faq]
+    rows = _rows(len(faq), MAX_FAQ_ROWS, schemas.MAX_FAQ)
+    values["faq"] = faq + [{"question": "", "answer": ""} for _ in range(rows - len(faq))]
+    questions = list(service.requirements)
+    rows = _rows(len(questions), MAX_REQUIREMENT_ROWS, schemas.MAX_REQUIREMENTS)
+    values["requirements"] = questions + [""] * (rows - len(questions))
+    return values
+
+
+def keep_what_the_form_omits(body: dict[str, Any], saved: schemas.ServiceOut) -> dict[str, Any]:
+    """The edit form shows neither package descriptions nor add-ons other than extra-fast
+    delivery (both can be set through the API): keep them as saved instead of dropping them.
+    The extra-fast add-on keeps its id (and place) while the form still offers it."""
+    described = {package.tier: package.description for package in saved.packages}
+    packages = [{**row, "description": described.get(row["tier"], "")} for row in body["packages"]]
+    fast = body["addons"][0] if body["addons"] else None
+    addons: list[dict[str, Any]] = []
+    for addon in saved.addons:
+        if addon.kind == "extra_fast":
+            if fast is not None:
+                addons.append({**fast, "id": addon.id})
+                fast = None
+            continue
+        addons.append(
+            {
+                "id": addon.id,
+                "kind": addon.kind,
+                "title": addon.title,
+                "price": addon.price,
+                "delivery_days_saved": addon.delivery_days_saved,
+                "extra_revisions": addon.extra_revisions,
+            }
+        )
+    if fast is not None:
+        addons.append(fast)
+    return {**body, "packages": packages, "addons": addons}
 
 
 def _whole_number(text: str, low: int, high: int) -> int | None:
@@ -364,15 +352,30 @@ def service_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
     return body, errors
 
 
+def revision_choices(form: dict[str, Any]) -> list[tuple[str, str]]:
+    """The revision choices, plus any saved count the list lacks (set through the API), so
+    that saving the form does not change it."""
+    choices = list(REVISION_CHOICES)
+    known = {value for value, _ in choices}
+    for tier in TIERS:
+        value = form[tier]["revisions"]
+        if value and value not in known:
+            choices.append((value, value))
+            known.add(value)
+    return choices
+
+
 async def service_form_page(
     request: AnyRequest,
     site: Site,
     *,
     form: dict[str, Any],
     errors: dict[str, str] | None = None,
+    mode: str = "new",
+    listing_id: uuid.UUID | None = None,
     status_code: int = 200,
 ) -> Template:
-    """``services/new.html``."""
+    """``services/new.html`` or ``services/edit.html`` (both include ``_form.html``)."""
     async with site.db.reading() as session:
         user = await current_user(request, session, site)
         names = await load_names(session)
@@ -382,7 +385,7 @@ async def service_form_page(
     return await render(
         request,
         site,
-        "new.html",
+        f"{mode}.html",
         {
             **helpers(names),
             "form": form,
@@ -391,9 +394,10 @@ async def service_form_page(
             "tree": names.tree,
             "skills": skill_options,
             "currencies": CURRENCIES,
-            "revision_choices": REVISION_CHOICES,
+            "revision_choices": revision_choices(form),
             "is_developer": is_developer,
             "needs_verification": verify,
+            "listing_id": listing_id,
         },
         status_code=status_code,
     )
@@ -443,6 +447,83 @@ async def create_service(request: AnyRequest, site: NamedDependency[Site]) -> Pa
     if errors or listing_id is None:
         return await service_form_page(request, site, form=values, errors=errors, status_code=status_code)
     return redirect(f"/services/{listing_id}?done={'published' if publish else 'draft'}")
+
+
+async def own_listing(
+    service: ListingService,
+    session: AsyncSession,
+    listing_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    lock: bool = False,
+) -> Listing:
+    """The listing if ``user_id`` offers it; a 404 for anyone else, even when it is
+    published (its edit form is nobody else's business)."""
+    try:
+        return await service.owned(session, listing_id, user_id, lock=lock)
+    except PermissionDeniedException:
+        raise NotFoundException("No such service.") from None
+
+
+@get("/services/{listing_id:uuid}/edit", include_in_schema=False, name="services:edit")
+async def edit_service(
+    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """The service form filled with the saved service (drafts, published and paused ones)."""
+    principal = require_principal(request)
+    service = ListingService(site)
+    async with site.db.reading() as session:
+        listing = await own_listing(service, session, listing_id, principal.user_id)
+        if listing.status == ListingStatus.ARCHIVED:
+            return redirect(f"/services/{listing_id}")
+        saved = await service.out(session, listing, principal.user_id)
+        values = service_form_of(saved, await load_names(session))
+    return await service_form_page(request, site, form=values, mode="edit", listing_id=listing_id)
+
+
+@post("/services/{listing_id:uuid}/edit", include_in_schema=False, name="services:update")
+async def update_service(
+    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """Save the edited service through the API's update; on a mistake (ours, the service's
+    or a ``validate_listing`` plugin's) show the form again with the input kept."""
+    if principal_of(request) is None:
+        return to_login(f"/services/{listing_id}/edit")
+    values = service_form_values(await request.form())
+    body, errors = service_body(values)
+    service = ListingService(site)
+    async with site.db.reading() as session:
+        user_id = (await current_user(request, session, site)).id
+        saved = await service.out(session, await own_listing(service, session, listing_id, user_id), user_id)
+    status_code = 400
+    data: schemas.ServiceUpdate | None = None
+    if not errors:
+        try:
+            data = msgspec.convert(keep_what_the_form_omits(body, saved), schemas.ServiceUpdate)
+        except msgspec.ValidationError as exc:
+            errors.update(schema_errors(exc))
+    if data is not None and not errors:
+        try:
+            async with site.db.transaction() as session:
+                listing = await own_listing(service, session, listing_id, user_id, lock=True)
+                # The form never sends ``gallery``, so no image is dropped: nothing to delete.
+                await service.update(session, listing, data)
+        except HTTPException as exc:
+            if not refused(exc):
+                raise
+            errors.update(plain_errors(errors_of(exc)))
+            status_code = exc.status_code
+    if errors:
+        return await service_form_page(
+            request,
+            site,
+            form=values,
+            errors=errors,
+            mode="edit",
+            listing_id=listing_id,
+            status_code=status_code,
+        )
+    return redirect(f"/services/{listing_id}?done=saved")
 
 
 # ---------------------------------------------------------------------------
@@ -632,9 +713,10 @@ async def archive_service(
 
 
 PAGE_ROUTES: list[Any] = [
-    browse_services,
     new_service,
     create_service,
+    edit_service,
+    update_service,
     show_service,
     order_service,
     publish_service,

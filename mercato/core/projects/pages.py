@@ -1,6 +1,7 @@
 """The theme's project pages: browsing open projects, posting and editing one, the project
-page (bidding for developers; comparing, shortlisting, declining and hiring for its client),
-the dashboard and a contract's page. Server-rendered forms; JavaScript only adds comfort.
+page (bidding for developers; comparing, shortlisting, declining and hiring for its client)
+and a contract's page (the dashboard is in ``dashboard.py``). Server-rendered forms; JavaScript
+only adds comfort.
 
 Money is typed in major units (``1500``, ``62.50``) and stored in minor units. Forms that fail
 re-render with the input kept and the message next to the field (status 400; 403 or 409 when
@@ -15,16 +16,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlencode
 
 import msgspec
 from litestar import get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mercato.core.accounts import schemas as account_schemas
 from mercato.core.accounts.forms import (
@@ -45,7 +46,6 @@ from mercato.core.accounts.forms import (
 )
 from mercato.core.accounts.middleware import principal_of
 from mercato.core.accounts.models import User, UserStatus
-from mercato.core.accounts.profiles import ProfileService
 from mercato.core.accounts.routes import current_user, require_principal
 from mercato.core.catalog.display import (
     Names,
@@ -56,10 +56,12 @@ from mercato.core.catalog.display import (
     plain_errors,
     refused,
 )
-from mercato.core.catalog.services import expand_categories
 from mercato.core.contracts.services import ContractService
 from mercato.core.db import utcnow
+from mercato.core.files import ALLOWED_TEXT, CONTENT_TYPES, CheckedFile
+from mercato.core.images import format_bytes
 from mercato.core.projects import schemas
+from mercato.core.projects.attachments import MAX_ATTACHMENTS, AttachmentService, attachments_of
 from mercato.core.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
 from mercato.core.projects.proposals import ProposalService
 from mercato.core.projects.services import ProjectService
@@ -67,7 +69,6 @@ from mercato.core.site import Site
 
 if TYPE_CHECKING:
     from litestar.datastructures import FormMultiDict
-    from sqlalchemy.ext.asyncio import AsyncSession
 
 DURATIONS = {
     "less_than_week": "Less than a week",
@@ -233,114 +234,6 @@ def card(project: schemas.ProjectOut, names: Names) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
-# Browse
-# ---------------------------------------------------------------------------
-
-
-async def count_open(
-    session: AsyncSession, categories: list[str], skills: list[str], budget_type: str | None
-) -> int:
-    """How many open public projects the filters match (the same rules as ``browse``)."""
-    query = select(Project.skills).where(Project.status == ProjectStatus.OPEN, Project.visibility == "public")
-    if categories:
-        query = query.where(Project.category_slug.in_(await expand_categories(session, categories)))
-    if budget_type:
-        query = query.where(Project.budget_type == budget_type)
-    if not skills:
-        counted = select(func.count()).select_from(query.subquery())
-        return int((await session.execute(counted)).scalar_one())
-    wanted = set(skills)
-    return sum(1 for row in (await session.execute(query)).scalars() if wanted <= set(row or []))
-
-
-@get("/projects", include_in_schema=False, name="projects:browse")
-async def browse_projects(
-    request: AnyRequest,
-    site: NamedDependency[Site],
-    category: Slugs = None,
-    skills: Annotated[str | None, QueryParameter(max_length=500)] = None,
-    budget_type: FromQuery[str | None] = None,
-    cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
-    page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
-    limit: Annotated[int, QueryParameter(ge=1, le=50)] = PAGE_SIZE,
-) -> Template:
-    """Open public projects, newest first, with a filter sidebar and "Next page" links."""
-    principal = principal_of(request)
-    viewer = principal.user_id if principal else None
-    kind = budget_type if budget_type in BUDGET_TYPES else None
-    errors: dict[str, str] = {}
-    result: schemas.ProjectPage | None = None
-    total = 0
-    async with site.db.reading() as session:
-        names = await load_names(session)
-        chosen = [slug for slug in dict.fromkeys(category or []) if slug in names.categories]
-        skill_slugs: list[str] = []
-        if skills and skills.strip():
-            try:
-                resolved = await ProfileService(site).resolve_skills(
-                    session, split_list(skills), field="skills"
-                )
-                skill_slugs = [skill.slug for skill in resolved]
-            except ValidationException as exc:
-                errors.update(plain_errors(errors_of(exc, default_field="skills")))
-        if not errors:
-            try:
-                result = await ProjectService(site).browse(
-                    session,
-                    viewer=viewer,
-                    categories=chosen,
-                    skills=skill_slugs,
-                    budget_type=kind,
-                    limit=limit,
-                    cursor=cursor,
-                )
-            except ValidationException as exc:  # a cursor that is not ours
-                errors.update(plain_errors(errors_of(exc, default_field="cursor")))
-            total = await count_open(session, chosen, skill_slugs, kind)
-        skill_options = await skill_names(session)
-    items = [card(project, names) for project in result.items] if result else []
-    filters: dict[str, Any] = {"category": chosen, "skills": skills or "", "budget_type": kind or ""}
-    next_url = None
-    if result and result.next_cursor:
-        query: dict[str, Any] = {key: value for key, value in filters.items() if value}
-        query.update(cursor=result.next_cursor, page=page + 1)
-        if limit != PAGE_SIZE:
-            query["limit"] = limit
-        next_url = "/projects?" + urlencode(query, doseq=True)
-    first = (page - 1) * limit + 1
-    first_url = "/projects"
-    if any(filters.values()):
-        first_url += "?" + urlencode({key: value for key, value in filters.items() if value}, doseq=True)
-    open_groups = {
-        top.slug
-        for top in names.tree
-        if top.slug in chosen or any(child.slug in chosen for child in top.children)
-    }
-    return await render(
-        request,
-        site,
-        "browse.html",
-        {
-            **helpers(names),
-            "items": items,
-            "total": total,
-            "first": first,
-            "last": first + len(items) - 1,
-            "page": page,
-            "next_url": next_url,
-            "first_url": first_url,
-            "filters": filters,
-            "errors": errors,
-            "filtered": any(filters.values()),
-            "tree": names.tree,
-            "open_groups": open_groups,
-            "skills": skill_options,
-        },
-        status_code=400 if errors else 200,
-    )
-
-
-# ---------------------------------------------------------------------------
 # Posting and editing a project
 # ---------------------------------------------------------------------------
 
@@ -443,6 +336,43 @@ def project_body(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
     return body, errors
 
 
+# Files in forms: one ``attachments`` input (multiple), checked before anything is saved, stored
+# before the transaction and deleted again when it fails.
+ATTACHMENT_FIELD = "attachments"
+ACCEPT_FILES = ",".join(f".{extension}" for extension in CONTENT_TYPES)
+
+
+def chosen_files(form: FormMultiDict) -> list[UploadFile]:
+    """The files picked in a form's ``attachments`` input (browsers send an empty part for none)."""
+    return [v for v in form.getall(ATTACHMENT_FIELD, []) if isinstance(v, UploadFile) and v.filename]
+
+
+async def check_chosen_files(site: Site, form: FormMultiDict, errors: dict[str, str]) -> list[CheckedFile]:
+    """The form's files, checked; what is wrong with them goes to ``errors["attachments"]``."""
+    chosen = chosen_files(form)
+    if len(chosen) > MAX_ATTACHMENTS:
+        errors[ATTACHMENT_FIELD] = f"Choose at most {MAX_ATTACHMENTS} files."
+        return []
+    try:
+        return await AttachmentService(site).check(
+            [(upload.filename, await upload.read()) for upload in chosen], field=ATTACHMENT_FIELD
+        )
+    except HTTPException as exc:  # empty, too large, not what the name says
+        errors[ATTACHMENT_FIELD] = str(exc.detail)
+        return []
+
+
+def file_helpers(site: Site) -> dict[str, Any]:
+    """What the templates need to list files and take new ones."""
+    return {
+        "file_size": format_bytes,
+        "max_attachments": MAX_ATTACHMENTS,
+        "max_attachment_size": format_bytes(site.settings.uploads.max_attachment_bytes),
+        "accept_files": ACCEPT_FILES,
+        "allowed_files": ALLOWED_TEXT,
+    }
+
+
 async def project_form_page(
     request: AnyRequest,
     site: Site,
@@ -452,6 +382,7 @@ async def project_form_page(
     errors: dict[str, str] | None = None,
     project_id: uuid.UUID | None = None,
     has_proposals: bool = False,
+    attachments: list[schemas.AttachmentOut] | None = None,
     status_code: int = 200,
 ) -> Template:
     """``projects/new.html`` or ``projects/edit.html`` (both include ``_form.html``)."""
@@ -479,6 +410,8 @@ async def project_form_page(
             "project_id": project_id,
             "has_proposals": has_proposals,
             "field_errors": [key for key in form_errors if key != "form"],
+            "attachments": attachments or [],
+            **file_helpers(site),
         },
         status_code=status_code,
     )
@@ -517,17 +450,28 @@ async def create_project(request: AnyRequest, site: NamedDependency[Site]) -> Pa
             data = msgspec.convert({**body, "publish": publish}, schemas.ProjectIn)
         except msgspec.ValidationError as exc:
             errors.update(schema_errors(exc))
+    checked = await check_chosen_files(site, form, errors)
     project_id = None
     if data is not None and not errors:
+        files = AttachmentService(site)
+        stored = await files.store(checked)
         try:
             async with site.db.transaction() as session:
                 client = await current_user(request, session, site)
-                project_id = (await ProjectService(site).create(session, client, data)).id
+                project = await ProjectService(site).create(session, client, data)
+                if stored:
+                    await files.attach(session, client, stored, project=project, field=ATTACHMENT_FIELD)
+                project_id = project.id
         except HTTPException as exc:
+            project_id = None
+            await files.discard(item.key for item in stored)
             if not refused(exc):
                 raise
             errors.update(plain_errors(errors_of(exc)))
             status_code = exc.status_code
+        except BaseException:
+            await files.discard(item.key for item in stored)
+            raise
     if errors or project_id is None:
         return await project_form_page(
             request, site, mode="new", form=values, errors=errors, status_code=status_code
@@ -547,8 +491,15 @@ async def edit_project(
             return redirect(f"/projects/{project_id}")
         values = project_form_of(project, await load_names(session))
         has_proposals = project.status == ProjectStatus.OPEN and project.proposal_count > 0
+        attachments = (await attachments_of(session, "project", [project.id])).get(project.id, [])
     return await project_form_page(
-        request, site, mode="edit", form=values, project_id=project_id, has_proposals=has_proposals
+        request,
+        site,
+        mode="edit",
+        form=values,
+        project_id=project_id,
+        has_proposals=has_proposals,
+        attachments=attachments,
     )
 
 
@@ -559,7 +510,8 @@ async def update_project(
     """Save the edited project; on a mistake show the form again with the input kept."""
     if principal_of(request) is None:
         return to_login(f"/projects/{project_id}/edit")
-    values = project_form_values(await request.form())
+    form = await request.form()
+    values = project_form_values(form)
     body, errors = project_body(values)
     status_code = 400
     data: schemas.ProjectUpdate | None = None
@@ -569,14 +521,20 @@ async def update_project(
         except msgspec.ValidationError as exc:
             errors.update(schema_errors(exc))
     service = ProjectService(site)
+    checked = await check_chosen_files(site, form, errors)
     if data is not None and not errors:
+        files = AttachmentService(site)
+        stored = await files.store(checked)
         try:
             async with site.db.transaction() as session:
                 client = await current_user(request, session, site)
                 project = await service.owned(session, project_id, client.id, lock=True)
                 await service.update(session, project, data)
-        except HTTPException as exc:
-            if not refused(exc):
+                if stored:
+                    await files.attach(session, client, stored, project=project, field=ATTACHMENT_FIELD)
+        except BaseException as exc:
+            await files.discard(item.key for item in stored)
+            if not isinstance(exc, HTTPException) or not refused(exc):
                 raise
             errors.update(plain_errors(errors_of(exc)))
             status_code = exc.status_code
@@ -586,6 +544,7 @@ async def update_project(
                 session, project_id, (await current_user(request, session, site)).id
             )
             has_proposals = project.status == ProjectStatus.OPEN and project.proposal_count > 0
+            attachments = (await attachments_of(session, "project", [project.id])).get(project.id, [])
         return await project_form_page(
             request,
             site,
@@ -594,6 +553,7 @@ async def update_project(
             errors=errors,
             project_id=project_id,
             has_proposals=has_proposals,
+            attachments=attachments,
             status_code=status_code,
         )
     return redirect(f"/projects/{project_id}?done=saved")
@@ -827,6 +787,7 @@ async def project_page(
             "max_milestones": MAX_MILESTONE_ROWS,
             "currency_symbol": CURRENCY_SYMBOLS.get(out.budget.currency, ""),
             "editable": out.status in (ProjectStatus.DRAFT, ProjectStatus.OPEN),
+            **file_helpers(site),
         },
         status_code=status_code,
     )
@@ -862,7 +823,8 @@ async def submit_bid(
         project = await ProjectService(site).visible(session, project_id, principal.user_id)
         questions, currency = len(project.screening_questions), project.currency
         hourly = project.budget_type == "hourly"
-    values = bid_form_values(await request.form(), questions)
+    form = await request.form()
+    values = bid_form_values(form, questions)
     body, errors = bid_body(values, currency=currency, hourly=hourly)
     status_code = 400
     data: schemas.ProposalIn | None = None
@@ -871,13 +833,19 @@ async def submit_bid(
             data = msgspec.convert(body, schemas.ProposalIn)
         except msgspec.ValidationError as exc:
             errors.update(schema_errors(exc))
+    checked = await check_chosen_files(site, form, errors)
     if data is not None and not errors:
+        files = AttachmentService(site)
+        stored = await files.store(checked)
         try:
             async with site.db.transaction() as session:
                 developer = await current_user(request, session, site)
-                await ProposalService(site).submit(session, developer, project_id, data)
-        except HTTPException as exc:
-            if not refused(exc):
+                proposal = await ProposalService(site).submit(session, developer, project_id, data)
+                if stored:
+                    await files.attach(session, developer, stored, proposal=proposal, field=ATTACHMENT_FIELD)
+        except BaseException as exc:
+            await files.discard(item.key for item in stored)
+            if not isinstance(exc, HTTPException) or not refused(exc):
                 raise
             errors.update(plain_errors(errors_of(exc)))
             status_code = exc.status_code
@@ -924,7 +892,8 @@ async def update_proposal(
         project = await session.get(Project, project_id)
         assert project is not None
         currency, hourly = project.currency, project.budget_type == "hourly"
-    values = bid_form_values(await request.form(), questions)
+    form = await request.form()
+    values = bid_form_values(form, questions)
     body, errors = bid_body(values, currency=currency, hourly=hourly)
     status_code = 400
     data: schemas.ProposalUpdate | None = None
@@ -934,13 +903,19 @@ async def update_proposal(
             data = msgspec.convert(body, schemas.ProposalUpdate)
         except msgspec.ValidationError as exc:
             errors.update(schema_errors(exc))
+    checked = await check_chosen_files(site, form, errors)
     if data is not None and not errors:
+        files = AttachmentService(site)
+        stored = await files.store(checked)
         try:
             async with site.db.transaction() as session:
                 developer = await current_user(request, session, site)
-                await ProposalService(site).edit(session, developer, proposal_id, data)
-        except HTTPException as exc:
-            if not refused(exc):
+                proposal = await ProposalService(site).edit(session, developer, proposal_id, data)
+                if stored:
+                    await files.attach(session, developer, stored, proposal=proposal, field=ATTACHMENT_FIELD)
+        except BaseException as exc:
+            await files.discard(item.key for item in stored)
+            if not isinstance(exc, HTTPException) or not refused(exc):
                 raise
             errors.update(plain_errors(errors_of(exc)))
             status_code = exc.status_code
@@ -953,6 +928,66 @@ async def update_proposal(
             state=PageState(bid_form=values, bid_errors=errors, editing=True),
         )
     return redirect(f"/projects/{project_id}?done=bid-edited#my-proposal")
+
+
+@post(
+    "/projects/{project_id:uuid}/attachments/{attachment_id:uuid}/delete",
+    include_in_schema=False,
+    name="projects:attachment-delete",
+)
+async def remove_project_file(
+    request: AnyRequest,
+    project_id: FromPath[uuid.UUID],
+    attachment_id: FromPath[uuid.UUID],
+    site: NamedDependency[Site],
+) -> Page:
+    """Remove a file from your project (a button on the edit form)."""
+    if principal_of(request) is None:
+        return to_login(f"/projects/{project_id}/edit")
+    files = AttachmentService(site)
+    try:
+        async with site.db.transaction() as session:
+            client = await current_user(request, session, site)
+            project = await ProjectService(site).owned(session, project_id, client.id, lock=True)
+            key = await files.remove_from_project(session, project, attachment_id)
+    except HTTPException as exc:
+        if not refused(exc):
+            raise
+        state = PageState(notices=[("error", str(exc.detail))])
+        return await project_page(request, site, project_id, state=state, status_code=exc.status_code)
+    await files.discard([key])
+    return redirect(f"/projects/{project_id}/edit#attachments")
+
+
+@post(
+    "/proposals/{proposal_id:uuid}/attachments/{attachment_id:uuid}/delete",
+    include_in_schema=False,
+    name="projects:proposal-attachment-delete",
+)
+async def remove_proposal_file(
+    request: AnyRequest,
+    proposal_id: FromPath[uuid.UUID],
+    attachment_id: FromPath[uuid.UUID],
+    site: NamedDependency[Site],
+) -> Page:
+    """Remove a file from your proposal (a button on the bid form while you edit it)."""
+    principal = principal_of(request)
+    if principal is None:
+        return to_login(f"/proposals/{proposal_id}/edit")
+    project_id, _ = await _proposal_project(site, proposal_id, principal.user_id)
+    files = AttachmentService(site)
+    try:
+        async with site.db.transaction() as session:
+            developer = await current_user(request, session, site)
+            proposal = await ProposalService(site).editable(session, developer, proposal_id)
+            key = await files.remove_from_proposal(session, proposal, attachment_id)
+    except HTTPException as exc:
+        if not refused(exc):
+            raise
+        state = PageState(notices=[("error", str(exc.detail))])
+        return await project_page(request, site, project_id, state=state, status_code=exc.status_code)
+    await files.discard([key])
+    return redirect(f"/proposals/{proposal_id}/edit#bid")
 
 
 _DONE = {"withdraw": "withdrawn", "shortlist": "shortlisted", "decline": "declined"}
@@ -1180,90 +1215,7 @@ async def show_contract(
     )
 
 
-@get("/dashboard", include_in_schema=False, name="projects:dashboard")
-async def dashboard(request: AnyRequest, site: NamedDependency[Site]) -> Template:
-    """What needs the signed-in person's attention: their projects and proposals on each side,
-    invitations and contracts."""
-    require_principal(request)
-    projects = ProjectService(site)
-    proposals = ProposalService(site)
-    async with site.db.reading() as session:
-        user = await current_user(request, session, site)
-        names = await load_names(session)
-        owned = await projects.mine(session, user.id)
-        per_status: dict[uuid.UUID, Counter[str]] = {p.id: Counter() for p in owned}
-        if owned:
-            rows = await session.execute(
-                select(Proposal.project_id, Proposal.status, func.count())
-                .where(Proposal.project_id.in_(list(per_status)))
-                .group_by(Proposal.project_id, Proposal.status)
-            )
-            for project_id, status, count in rows:
-                per_status[project_id][status] = count
-        shortlist: list[schemas.ProposalOut] = []
-        for project in owned:
-            if project.status == ProjectStatus.OPEN and per_status[project.id]["shortlisted"]:
-                shortlist += await proposals.for_project(
-                    session, project, user.id, status="shortlisted", sort="price"
-                )
-        contract_of: dict[uuid.UUID, uuid.UUID] = {}
-        if owned:
-            hired = select(Proposal.project_id, Proposal.contract_id).where(
-                Proposal.project_id.in_(list(per_status)), Proposal.contract_id.is_not(None)
-            )
-            contract_of = {row.project_id: row.contract_id for row in await session.execute(hired)}
-        groups: dict[str, list[dict[str, Any]]] = {"open": [], "draft": [], "hired": [], "ended": []}
-        for project in owned:
-            out = await projects.out(session, project, user.id)
-            group = project.status if project.status in groups else "ended"
-            groups[group].append(
-                {
-                    **card(out, names),
-                    "counts": per_status[project.id],
-                    "contract_id": contract_of.get(project.id),
-                }
-            )
-        mine = await proposals.mine(session, user.id)
-        invitations = [
-            card(await projects.out(session, p, user.id), names)
-            for p in await projects.invitations(session, user.id)
-        ]
-        contracts = (await ContractService().list_for(session, user.id, limit=10, cursor=None)).items
-        party_ids = {c.client_id for c in contracts} | {c.developer_id for c in contracts}
-        people: dict[uuid.UUID, str] = {}
-        if party_ids:
-            query = select(User.id, User.display_name).where(User.id.in_(list(party_ids)))
-            people = {row.id: row.display_name for row in await session.execute(query)}
-        is_client, is_developer, me_id = user.is_client, user.is_developer, user.id
-        verify = needs_verification(site, user)
-    live = [p for p in mine if p.status in (ProposalStatus.SUBMITTED, ProposalStatus.SHORTLISTED)]
-    won = [p for p in mine if p.status == ProposalStatus.ACCEPTED]
-    past = [p for p in mine if p.status in (ProposalStatus.DECLINED, ProposalStatus.WITHDRAWN)]
-    return await render(
-        request,
-        site,
-        "dashboard.html",
-        {
-            **helpers(names),
-            "show_client": is_client or bool(owned),
-            "show_developer": is_developer or bool(mine),
-            "groups": groups,
-            "owned_count": len(owned),
-            "shortlist": shortlist,
-            "live": live,
-            "won": won,
-            "past": past,
-            "invitations": invitations,
-            "contracts": contracts,
-            "people": people,
-            "needs_verification": verify,
-            "me_id": me_id,
-        },
-    )
-
-
 PAGE_ROUTES: list[Any] = [
-    browse_projects,
     new_project,
     create_project,
     edit_project,
@@ -1272,6 +1224,8 @@ PAGE_ROUTES: list[Any] = [
     submit_bid,
     edit_proposal,
     update_proposal,
+    remove_project_file,
+    remove_proposal_file,
     withdraw_proposal,
     shortlist_proposal,
     decline_proposal,
@@ -1281,6 +1235,5 @@ PAGE_ROUTES: list[Any] = [
     cancel_project,
     invite_developer,
     show_contract,
-    dashboard,
 ]
 """The project pages the projects plugin registers."""

@@ -1,0 +1,313 @@
+"""The theme's browse pages: open projects (``/projects``) and published services
+(``/services``), with a search box, a filter sidebar, skill facet counts, sorting and "Next
+page" links. Both ask the search backend (``get_search_backend``), like ``/api/v1/search``.
+
+The index follows the database through events, a moment behind: something just published
+shows up here once its event is handled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlencode
+
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
+from litestar.params import QueryParameter
+from litestar.response import Template
+
+from mercato.core.accounts.forms import AnyRequest, errors_of, parse_rate, skill_names, split_list
+from mercato.core.accounts.middleware import principal_of
+from mercato.core.accounts.profiles import ProfileService
+from mercato.core.catalog.display import Names, load_names, plain_errors
+from mercato.core.catalog.services import expand_categories
+from mercato.core.discovery.services import find
+from mercato.core.listings import pages as service_pages
+from mercato.core.projects import pages as project_pages
+from mercato.core.search import Kind, SearchQuery, Sort
+from mercato.core.site import Site
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+PAGE_SIZE = 20
+FACETS_SHOWN = 12
+"""Skills listed with their counts in the sidebar (selected ones are always listed)."""
+SORTS: dict[str, str] = {
+    "relevance": "Best match",
+    "newest": "Newest",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+}
+
+Slugs = Annotated[list[str] | None, QueryParameter(max_items=40)]
+Text = Annotated[str | None, QueryParameter(max_length=500)]
+
+
+@dataclass
+class Browse:
+    """What a browse page was asked for, checked, and what it found."""
+
+    path: str
+    names: Names
+    q: str = ""
+    categories: list[str] = field(default_factory=list)
+    skills: list[str] = field(default_factory=list)
+    """Skill slugs: the ticked facets plus the skills typed in the picker."""
+    sort: str = "relevance"
+    extra: dict[str, str] = field(default_factory=dict)
+    """Page-specific filters as typed (kept in links and the form)."""
+    typed: str = ""
+    """Skills typed in the picker that could not be read (kept for correcting)."""
+    errors: dict[str, str] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+    next_cursor: str | None = None
+    facets: dict[str, int] = field(default_factory=dict)
+
+    def params(self) -> dict[str, Any]:
+        """The query string that asks for this page's results (without cursor and page)."""
+        found: dict[str, Any] = {
+            "q": self.q,
+            "category": self.categories,
+            "skill": self.skills,
+            **self.extra,
+        }
+        if self.sort != self.default_sort:
+            found["sort"] = self.sort
+        return {key: value for key, value in found.items() if value}
+
+    @property
+    def default_sort(self) -> str:
+        return "relevance" if self.q else "newest"
+
+    def sort_options(self) -> list[dict[str, Any]]:
+        """The default order is sent as ``""``, so a new search from a list starts at best match."""
+        return [
+            {
+                "value": "" if value == self.default_sort else value,
+                "label": label,
+                "selected": value == self.sort,
+            }
+            for value, label in SORTS.items()
+            if value != "relevance" or self.q
+        ]
+
+    def url(self, **more: Any) -> str:
+        query = {**self.params(), **more}
+        return self.path + ("?" + urlencode(query, doseq=True) if query else "")
+
+    def facet_list(self) -> list[dict[str, Any]]:
+        """Skills to tick, with how many results have each: the chosen ones first."""
+        shown = [
+            {"slug": slug, "name": self.names.skill(slug), "count": self.facets.get(slug, 0), "checked": True}
+            for slug in self.skills
+        ]
+        for slug, count in self.facets.items():
+            if len(shown) >= FACETS_SHOWN + len(self.skills):
+                break
+            if slug not in self.skills:
+                shown.append({"slug": slug, "name": self.names.skill(slug), "count": count, "checked": False})
+        return shown
+
+    def context(self, page: int, limit: int) -> dict[str, Any]:
+        first = (page - 1) * limit + 1
+        next_url = None
+        if self.next_cursor:
+            more: dict[str, Any] = {"cursor": self.next_cursor, "page": page + 1}
+            if limit != PAGE_SIZE:
+                more["limit"] = limit
+            next_url = self.url(**more)
+        filtered = bool(self.categories or self.skills or self.extra)
+        return {
+            "items": self.items,
+            "total": self.total,
+            "first": first,
+            "last": first + len(self.items) - 1,
+            "page": page,
+            "next_url": next_url,
+            "first_url": self.url(),
+            "clear_url": self.path + ("?" + urlencode({"q": self.q}) if self.q else ""),
+            "q": self.q,
+            "sort_options": self.sort_options(),
+            "facets": self.facet_list(),
+            "typed_skills": self.typed,
+            "filters": {"category": self.categories, **self.extra},
+            "filtered": filtered,
+            "errors": self.errors,
+            "tree": self.names.tree,
+            "open_groups": {
+                top.slug
+                for top in self.names.tree
+                if top.slug in self.categories or any(child.slug in self.categories for child in top.children)
+            },
+        }
+
+
+async def _start(
+    session: AsyncSession,
+    site: Site,
+    path: str,
+    *,
+    q: str | None,
+    category: list[str] | None,
+    skill: list[str] | None,
+    skills: str | None,
+    sort: str | None,
+) -> Browse:
+    """Read the filters every browse page shares; unknown skills become a field error."""
+    names = await load_names(session)
+    browse = Browse(
+        path=path,
+        names=names,
+        q=" ".join((q or "").split())[:300],
+        categories=[slug for slug in dict.fromkeys(category or []) if slug in names.categories],
+    )
+    browse.sort = sort if sort in SORTS and (sort != "relevance" or browse.q) else browse.default_sort
+    typed = [slug for slug in skill or [] if slug in names.skills]
+    if skills and skills.strip():
+        try:
+            resolved = await ProfileService(site).resolve_skills(session, split_list(skills), field="skills")
+            typed += [found.slug for found in resolved]
+        except ValidationException as exc:
+            browse.typed = skills
+            browse.errors.update(plain_errors(errors_of(exc, default_field="skills")))
+    browse.skills = list(dict.fromkeys(typed))
+    return browse
+
+
+async def _search(
+    session: AsyncSession,
+    site: Site,
+    browse: Browse,
+    query: SearchQuery,
+    viewer: uuid.UUID | None,
+) -> list[Any]:
+    """Run ``query`` for ``browse``; a cursor that is not ours is a field error."""
+    try:
+        objects, found = await find(site, session, query, viewer)
+    except ValueError:
+        browse.errors["cursor"] = "This cursor is not valid; start again without one."
+        return []
+    browse.total = found.total or 0
+    browse.next_cursor = found.next_cursor
+    browse.facets = found.skill_facets
+    return objects
+
+
+async def _query(
+    session: AsyncSession, browse: Browse, kind: Kind, limit: int, cursor: str | None
+) -> SearchQuery:
+    sort: Sort = browse.sort  # type: ignore[assignment]
+    return SearchQuery(
+        kind=kind,
+        q=browse.q,
+        skills=browse.skills,
+        categories=await expand_categories(session, browse.categories),
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+        facets=True,
+    )
+
+
+@get("/projects", include_in_schema=False, name="projects:browse")
+async def browse_projects(
+    request: AnyRequest,
+    site: NamedDependency[Site],
+    q: Text = None,
+    category: Slugs = None,
+    skill: Slugs = None,
+    skills: Text = None,
+    budget_type: Text = None,
+    sort: Text = None,
+    cursor: Text = None,
+    page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+    limit: Annotated[int, QueryParameter(ge=1, le=50)] = PAGE_SIZE,
+) -> Template:
+    """Open public projects: newest first, or best match for a search."""
+    principal = principal_of(request)
+    viewer = principal.user_id if principal else None
+    async with site.db.reading() as session:
+        browse = await _start(
+            session, site, "/projects", q=q, category=category, skill=skill, skills=skills, sort=sort
+        )
+        kind = budget_type if budget_type in project_pages.BUDGET_TYPES else ""
+        browse.extra = {"budget_type": kind} if kind else {}
+        if not browse.errors:
+            query = await _query(session, browse, "project", limit, cursor)
+            query.hourly = {"fixed": False, "hourly": True}.get(kind)
+            projects = await _search(session, site, browse, query, viewer)
+            browse.items = [project_pages.card(project, browse.names) for project in projects]
+        picker = await skill_names(session)
+    values = browse.context(page, limit)
+    values["filters"].setdefault("budget_type", "")
+    return await project_pages.render(
+        request,
+        site,
+        "browse.html",
+        {**project_pages.helpers(browse.names), **values, "skills": picker},
+        status_code=400 if browse.errors else 200,
+    )
+
+
+@get("/services", include_in_schema=False, name="services:browse")
+async def browse_services(
+    request: AnyRequest,
+    site: NamedDependency[Site],
+    q: Text = None,
+    category: Slugs = None,
+    skill: Slugs = None,
+    skills: Text = None,
+    max_price: Annotated[str | None, QueryParameter(max_length=20)] = None,
+    max_delivery_days: Annotated[str | None, QueryParameter(max_length=4)] = None,
+    sort: Text = None,
+    cursor: Text = None,
+    page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+    limit: Annotated[int, QueryParameter(ge=1, le=50)] = PAGE_SIZE,
+) -> Template:
+    """Published services: newest first, or best match for a search."""
+    principal = principal_of(request)
+    viewer = principal.user_id if principal else None
+    price_limit: int | None = None
+    money, problem = parse_rate(max_price or "", "USD", maximum=service_pages.MAX_PRICE_MINOR)
+    days = max_delivery_days if max_delivery_days in dict(service_pages.DELIVERY_FILTERS) else ""
+    async with site.db.reading() as session:
+        browse = await _start(
+            session, site, "/services", q=q, category=category, skill=skill, skills=skills, sort=sort
+        )
+        typed = {"max_price": (max_price or "").strip(), "max_delivery_days": days or ""}
+        browse.extra = {key: value for key, value in typed.items() if value}
+        if problem:
+            browse.errors["max_price"] = problem
+        elif money is not None:
+            price_limit = money["amount"]
+        if not browse.errors:
+            query = await _query(session, browse, "service", limit, cursor)
+            query.price_max = price_limit
+            query.max_delivery_days = int(days) if days else None
+            services = await _search(session, site, browse, query, viewer)
+            browse.items = [service_pages.card(service, browse.names) for service in services]
+        picker = await skill_names(session)
+    values = browse.context(page, limit)
+    values["filters"].setdefault("max_price", "")
+    values["filters"].setdefault("max_delivery_days", "")
+    return await service_pages.render(
+        request,
+        site,
+        "browse.html",
+        {
+            **service_pages.helpers(browse.names),
+            **values,
+            "skills": picker,
+            "delivery_filters": service_pages.DELIVERY_FILTERS,
+        },
+        status_code=400 if browse.errors else 200,
+    )
+
+
+PAGE_ROUTES: list[Any] = [browse_projects, browse_services]
+"""The browse pages the discovery plugin registers."""

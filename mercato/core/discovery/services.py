@@ -1,0 +1,64 @@
+"""Finding things: ask the search backend, then load what it found through the domains, which
+check again who may see each object (an index is never the last word on access). The search
+API and the theme's browse pages both go through :func:`find`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mercato.core.accounts.models import User, UserStatus
+from mercato.core.accounts.profiles import ProfileService
+from mercato.core.listings.models import Listing
+from mercato.core.listings.services import ListingService
+from mercato.core.projects.models import Project
+from mercato.core.projects.services import ProjectService
+from mercato.core.search import SearchQuery, SearchResults
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from mercato.core.site import Site
+
+
+async def find(
+    site: Site, session: AsyncSession, query: SearchQuery, viewer: uuid.UUID | None
+) -> tuple[list[Any], SearchResults]:
+    """The objects ``query`` finds that ``viewer`` may see, in the backend's order, and the
+    backend's answer (total, facets, next cursor). ``ValueError`` for a bad cursor."""
+    found = await site.plugins.search_backend(site).search(query)
+    if not found.ids:
+        return [], found
+    if query.kind == "project":
+        projects = ProjectService(site)
+        by_id = {
+            p.id: p
+            for p in (await session.execute(select(Project).where(Project.id.in_(found.ids)))).scalars()
+        }
+        visible = [
+            by_id[i] for i in found.ids if i in by_id and await projects.can_view(session, by_id[i], viewer)
+        ]
+        return await projects.outs(session, visible, viewer), found
+    if query.kind == "service":
+        listings = ListingService(site)
+        rows = {
+            x.id: x
+            for x in (await session.execute(select(Listing).where(Listing.id.in_(found.ids)))).scalars()
+        }
+        owners = {x.developer_id for x in rows.values()}
+        # Held here, so ``can_view``'s ``session.get`` finds them in the identity map.
+        _developers = list((await session.execute(select(User).where(User.id.in_(owners)))).scalars())
+        shown = [
+            rows[i] for i in found.ids if i in rows and await listings.can_view(session, rows[i], viewer)
+        ]
+        return await listings.outs(session, shown, viewer), found
+    users = {u.id: u for u in (await session.execute(select(User).where(User.id.in_(found.ids)))).scalars()}
+    profiles = ProfileService(site)
+    people = [
+        await profiles.public_user(session, users[i])
+        for i in found.ids
+        if i in users and users[i].status == UserStatus.ACTIVE
+    ]
+    return people, found
