@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Literal, Protocol, runtime_checkable
 
 import msgspec
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 Kind = Literal["project", "service", "developer"]
 Sort = Literal["relevance", "newest", "price_asc", "price_desc"]
@@ -94,6 +97,10 @@ class SearchBackend(Protocol):
         """Forget every document (of ``kind``)."""
         ...
 
-    async def search(self, query: SearchQuery) -> SearchResults:
-        """Matching ids, best first for ``relevance``; a bad cursor is a ``ValueError``."""
+    async def search(self, query: SearchQuery, *, session: AsyncSession | None = None) -> SearchResults:
+        """Matching ids, best first for ``relevance``; a bad cursor is a ``ValueError``.
+
+        ``session`` is the caller's open database session: a backend that lives in the
+        site's database runs its queries there (one connection per request); others ignore it.
+        """
         ...

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import DateTime, Uuid, bindparam, inspect, text
 
 from mercato.core import migrate
 from mercato.core.db import Base
@@ -65,4 +68,33 @@ async def test_downgrade_to_base_and_upgrade_again(make_settings: Any, databases
 
 def test_core_branch_has_a_single_head(make_settings: Any) -> None:
     site = Site(make_settings())
-    assert sorted(migrate.heads(site)) == sorted([CORE_HEAD, "search_sql_0001"])  # core + one plugin branch
+    assert sorted(migrate.heads(site)) == sorted([CORE_HEAD, "search_sql_0002"])  # core + one plugin branch
+
+
+
+async def test_search_index_keeps_its_skills_across_search_sql_0002(make_settings: Any, databases: Any) -> None:  # noqa: E501
+    """search_sql_0002 turns ``skills`` into ``text[]`` on PostgreSQL: rows keep their skills
+    both ways (on SQLite the column stays JSON)."""
+    site = Site(_with_database(make_settings(), await databases.create_empty()))
+    insert = text(
+        "INSERT INTO search_documents (kind, id, title, text, skills, skills_text, hourly, created_at) "
+        "VALUES ('project', :id, 'Stripe', '', :skills, ' python django ', false, :now)"
+    ).bindparams(bindparam("id", type_=Uuid()), bindparam("now", type_=DateTime(timezone=True)))
+
+    async def skills() -> list[str]:
+        await site.db.engine.dispose()  # statements prepared before the migration are stale
+        async with site.db.engine.connect() as connection:
+            value = (await connection.execute(text("SELECT skills FROM search_documents"))).scalar_one()
+        return json.loads(value) if isinstance(value, str) else list(value)  # JSON text, or text[]
+
+    try:
+        await migrate.upgrade_async(site, "search_sql_0001")
+        async with site.db.engine.begin() as connection:
+            row = {"id": uuid.uuid4(), "skills": '["python", "django"]', "now": datetime.now(UTC)}
+            await connection.execute(insert, row)
+        await migrate.upgrade_async(site)
+        assert await skills() == ["python", "django"]
+        await migrate.downgrade_async(site, "search_sql_0001")
+        assert await skills() == ["python", "django"]
+    finally:
+        await site.db.dispose()

@@ -28,7 +28,7 @@ async def find(
 ) -> tuple[list[Any], SearchResults]:
     """The objects ``query`` finds that ``viewer`` may see, in the backend's order, and the
     backend's answer (total, facets, next cursor). ``ValueError`` for a bad cursor."""
-    found = await site.plugins.search_backend(site).search(query)
+    found = await site.plugins.search_backend(site).search(query, session=session)
     if not found.ids:
         return [], found
     if query.kind == "project":

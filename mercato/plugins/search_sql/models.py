@@ -7,6 +7,8 @@ One row per findable thing (``kind`` + ``id``), flattened from a
   computes on every write; NULL on SQLite. Its GIN index, and the trigram index on
   ``title`` (typo tolerance), are partial indexes ``WHERE tsv IS NOT NULL`` on SQLite, where
   they stay empty: they exist there only so the migrated schema equals these models.
+* ``skills`` is JSON on SQLite and ``text[]`` on PostgreSQL, where a GIN index answers "has
+  these skills" (``@>``) and facets unnest it; SQLite matches ``skills_text`` with ``LIKE``.
 * ``fts_rowid`` (SQLite): the row of the FTS5 table ``search_fts`` holding this document's
   words; NULL on PostgreSQL, where its unique index is likewise partial and empty.
 
@@ -21,12 +23,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text, text
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mercato.core.db import Base
 
 TSV_TYPE = Text().with_variant(TSVECTOR(), "postgresql")
+SKILLS_TYPE = JSON().with_variant(ARRAY(Text()), "postgresql")
 
 
 class SearchEntry(Base):
@@ -35,6 +38,9 @@ class SearchEntry(Base):
     __tablename__ = "search_documents"
     __table_args__ = (
         Index("ix_search_documents_kind_created_at", "kind", "created_at"),
+        Index("ix_search_documents_kind_category", "kind", "category"),
+        Index("ix_search_documents_skills", "skills", postgresql_using="gin",
+              sqlite_where=text("tsv IS NOT NULL")),
         Index("ix_search_documents_tsv", "tsv", postgresql_using="gin",
               sqlite_where=text("tsv IS NOT NULL")),
         Index("ix_search_documents_title_trgm", "title", postgresql_using="gin",
@@ -47,11 +53,11 @@ class SearchEntry(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
     text: Mapped[str] = mapped_column(Text)
-    skills: Mapped[list[str]] = mapped_column(JSON)
+    skills: Mapped[list[str]] = mapped_column(SKILLS_TYPE)
     """Skill slugs, each once (facets)."""
     skills_text: Mapped[str] = mapped_column(Text)
     """The slugs lower-cased between spaces, `` python django ``: "has skill X" is
-    ``LIKE '% x %'`` on every database."""
+    ``LIKE '% x %'`` on SQLite."""
     category: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str | None] = mapped_column(String(3))
     price_min: Mapped[int | None] = mapped_column(BigInteger)
