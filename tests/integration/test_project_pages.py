@@ -538,6 +538,15 @@ async def test_clients_edit_their_projects(pages: Pages) -> None:
     wrong = await grace.post(f"/projects/{project_id}/edit", project_form(title=""))
     assert wrong.status_code == 400
     assert "Developers already bid in this budget's currency and type" in text_of(wrong)
+    form = await grace.get(f"/projects/{project_id}/edit")
+    assert "Developers already answered these questions" in text_of(form)
+    assert re.findall(r'name="questions"[^>]*readonly', form.text) != []
+    other_questions = ["Which payment integrations?", "", "", "", ""]
+    asked = await grace.post(f"/projects/{project_id}/edit", project_form(questions=other_questions))
+    assert asked.status_code == 409
+    assert "Developers already answered these screening questions" in text_of(asked)
+    kept = await grace.post(f"/projects/{project_id}/edit", project_form(title="Stripe checkout and refunds"))
+    assert kept.status_code == 303
 
 
 # ---------------------------------------------------------------------------

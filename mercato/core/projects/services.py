@@ -189,6 +189,14 @@ class ProjectService:
                 else list(project.screening_questions)
             ),
         )
+        if (
+            project.status == ProjectStatus.OPEN
+            and project.proposal_count
+            and values["screening_questions"] != list(project.screening_questions)
+        ):
+            raise InvalidTransition(
+                "Developers already answered these screening questions; they cannot change."
+            )
         for key, value in values.items():
             setattr(project, key, value)
         if body.title is not None:
