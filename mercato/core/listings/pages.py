@@ -1,6 +1,7 @@
 """The theme's service pages: browsing published services, a service's page (packages side by
 side, add-ons, FAQ, the developer and the order form; its developer's actions instead), offering
-a new service or editing one, and ordering one (which opens a contract).
+a new service or editing one (and adding or removing its gallery images), and ordering one (which
+opens a contract).
 
 Money is typed in major units (``150``, ``62.50``) and stored in minor units. Forms that fail
 re-render with the input kept and the message next to the field (status 400; 403 or 409 when
@@ -29,6 +30,7 @@ from mercato.core.accounts.forms import (
     AnyRequest,
     Page,
     errors_of,
+    form_file,
     form_text,
     format_amount,
     parse_rate,
@@ -41,7 +43,7 @@ from mercato.core.accounts.forms import (
 from mercato.core.accounts.middleware import principal_of
 from mercato.core.accounts.models import User
 from mercato.core.accounts.profiles import ProfileService
-from mercato.core.accounts.routes import current_user, require_principal
+from mercato.core.accounts.routes import current_user, delete_files, require_principal
 from mercato.core.catalog.display import (
     Names,
     excerpt,
@@ -51,6 +53,7 @@ from mercato.core.catalog.display import (
     plain_errors,
     refused,
 )
+from mercato.core.images import store_image
 from mercato.core.listings import schemas
 from mercato.core.listings.models import Listing, ListingStatus
 from mercato.core.listings.orders import OrderService
@@ -99,6 +102,10 @@ _NOTICES = {
     "resumed": ("success", "The service is published again."),
     "archived": ("success", "The service is archived for good. Past orders keep their contracts."),
     "saved": ("success", "Your changes are saved."),
+}
+_EDIT_NOTICES = {
+    "image-added": ("success", "Image added."),
+    "image-removed": ("success", "Image removed."),
 }
 
 Slugs = Annotated[list[str] | None, QueryParameter(max_items=40)]
@@ -373,9 +380,13 @@ async def service_form_page(
     errors: dict[str, str] | None = None,
     mode: str = "new",
     listing_id: uuid.UUID | None = None,
+    gallery: list[schemas.GalleryImage] | None = None,
+    gallery_error: str | None = None,
+    notices: list[tuple[str, str]] | None = None,
     status_code: int = 200,
 ) -> Template:
-    """``services/new.html`` or ``services/edit.html`` (both include ``_form.html``)."""
+    """``services/new.html`` or ``services/edit.html`` (both include ``_form.html``; the edit
+    page also shows the saved ``gallery`` with its own upload and remove forms)."""
     async with site.db.reading() as session:
         user = await current_user(request, session, site)
         names = await load_names(session)
@@ -398,6 +409,11 @@ async def service_form_page(
             "is_developer": is_developer,
             "needs_verification": verify,
             "listing_id": listing_id,
+            "gallery": gallery or [],
+            "gallery_room": max(schemas.MAX_GALLERY - len(gallery or []), 0),
+            "max_gallery": schemas.MAX_GALLERY,
+            "gallery_error": gallery_error,
+            "notices": notices or [],
         },
         status_code=status_code,
     )
@@ -465,20 +481,49 @@ async def own_listing(
         raise NotFoundException("No such service.") from None
 
 
-@get("/services/{listing_id:uuid}/edit", include_in_schema=False, name="services:edit")
-async def edit_service(
-    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+async def saved_edit_page(
+    request: AnyRequest,
+    site: Site,
+    listing_id: uuid.UUID,
+    *,
+    notices: list[tuple[str, str]] | None = None,
+    gallery_error: str | None = None,
+    status_code: int = 200,
 ) -> Page:
-    """The service form filled with the saved service (drafts, published and paused ones)."""
+    """The edit page filled with the saved service (archived ones: their page instead, unless
+    an error is to be shown)."""
     principal = require_principal(request)
     service = ListingService(site)
     async with site.db.reading() as session:
         listing = await own_listing(service, session, listing_id, principal.user_id)
-        if listing.status == ListingStatus.ARCHIVED:
+        if listing.status == ListingStatus.ARCHIVED and gallery_error is None:
             return redirect(f"/services/{listing_id}")
         saved = await service.out(session, listing, principal.user_id)
         values = service_form_of(saved, await load_names(session))
-    return await service_form_page(request, site, form=values, mode="edit", listing_id=listing_id)
+    return await service_form_page(
+        request,
+        site,
+        form=values,
+        mode="edit",
+        listing_id=listing_id,
+        gallery=saved.gallery,
+        gallery_error=gallery_error,
+        notices=notices,
+        status_code=status_code,
+    )
+
+
+@get("/services/{listing_id:uuid}/edit", include_in_schema=False, name="services:edit")
+async def edit_service(
+    request: AnyRequest,
+    listing_id: FromPath[uuid.UUID],
+    site: NamedDependency[Site],
+    done: FromQuery[str | None] = None,
+) -> Page:
+    """The service form filled with the saved service (drafts, published and paused ones),
+    and its gallery."""
+    notice = _EDIT_NOTICES.get(done or "")
+    return await saved_edit_page(request, site, listing_id, notices=[notice] if notice else None)
 
 
 @post("/services/{listing_id:uuid}/edit", include_in_schema=False, name="services:update")
@@ -521,9 +566,95 @@ async def update_service(
             errors=errors,
             mode="edit",
             listing_id=listing_id,
+            gallery=saved.gallery,
             status_code=status_code,
         )
     return redirect(f"/services/{listing_id}?done=saved")
+
+
+def _gallery_message(exc: HTTPException) -> str:
+    return " ".join(plain_errors(errors_of(exc, default_field="image")).values())
+
+
+@post("/services/{listing_id:uuid}/gallery", include_in_schema=False, name="services:gallery-add")
+async def add_gallery_image(
+    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """Add the uploaded image to the service's gallery, checked and re-encoded like the API's;
+    a refusal (not an image, too large, the gallery full) shows next to the upload field."""
+    if principal_of(request) is None:
+        return to_login(f"/services/{listing_id}/edit")
+    service = ListingService(site)
+    try:
+        async with site.db.reading() as session:  # someone else's service is a 404 before any image work
+            user_id = (await current_user(request, session, site)).id
+            service.check_gallery_room(await own_listing(service, session, listing_id, user_id))
+    except HTTPException as exc:
+        if not refused(exc):
+            raise
+        return await saved_edit_page(
+            request, site, listing_id, gallery_error=_gallery_message(exc), status_code=exc.status_code
+        )
+    upload = form_file(await request.form(), "image")
+    if upload is None:
+        return await saved_edit_page(
+            request, site, listing_id, gallery_error="Choose an image to upload.", status_code=400
+        )
+    try:
+        stored = await store_image(
+            site.plugins.storage(site), await upload.read(), folder="services", settings=site.settings.uploads
+        )
+    except HTTPException as exc:  # not an image, too large
+        return await saved_edit_page(
+            request, site, listing_id, gallery_error=str(exc.detail), status_code=exc.status_code
+        )
+    try:
+        async with site.db.transaction() as session:
+            developer = await current_user(request, session, site)
+            listing = await own_listing(service, session, listing_id, developer.id, lock=True)
+            service.add_gallery_image(listing, key=stored.key, width=stored.width, height=stored.height)
+            service.gallery_changed(session, listing)
+    except HTTPException as exc:  # filled up (or archived) meanwhile
+        await delete_files(site, [stored.key])
+        if not refused(exc):
+            raise
+        return await saved_edit_page(
+            request, site, listing_id, gallery_error=_gallery_message(exc), status_code=exc.status_code
+        )
+    except Exception:
+        await delete_files(site, [stored.key])
+        raise
+    return redirect(f"/services/{listing_id}/edit?done=image-added#gallery")
+
+
+@post("/services/{listing_id:uuid}/gallery/delete", include_in_schema=False, name="services:gallery-delete")
+async def remove_gallery_image(
+    request: AnyRequest, listing_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+) -> Page:
+    """Remove the image ``key`` names from the gallery, through the API's update (the file is
+    deleted after the commit). An image already gone is not an error (a second click)."""
+    if principal_of(request) is None:
+        return to_login(f"/services/{listing_id}/edit")
+    key = form_text(await request.form(), "key")
+    service = ListingService(site)
+    dropped: list[str] = []
+    try:
+        async with site.db.transaction() as session:
+            developer = await current_user(request, session, site)
+            listing = await own_listing(service, session, listing_id, developer.id, lock=True)
+            keys = [image["key"] for image in listing.gallery]
+            if key in keys:
+                kept = [k for k in keys if k != key]
+                dropped = await service.update(session, listing, schemas.ServiceUpdate(gallery=kept))
+    except HTTPException as exc:
+        if not refused(exc):
+            raise
+        return await saved_edit_page(
+            request, site, listing_id, gallery_error=_gallery_message(exc), status_code=exc.status_code
+        )
+    await delete_files(site, dropped)
+    done = "?done=image-removed" if dropped else ""
+    return redirect(f"/services/{listing_id}/edit{done}#gallery")
 
 
 # ---------------------------------------------------------------------------
@@ -717,6 +848,8 @@ PAGE_ROUTES: list[Any] = [
     create_service,
     edit_service,
     update_service,
+    add_gallery_image,
+    remove_gallery_image,
     show_service,
     order_service,
     publish_service,
