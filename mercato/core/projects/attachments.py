@@ -5,7 +5,7 @@ draft or open, a proposal's while it can be edited (until it is shortlisted). Fi
 served from the public media URL: they are read from storage by routes that check who asks
 (the project's viewers; a proposal's developer and the project's client). Who owns the project
 or proposal is checked by the callers with ``ProjectService``/``ProposalService``; this module
-takes the owner already checked and locked.
+takes the owner already checked and locked, or a :data:`LoadOwner` that loads it so.
 
 Uploads are checked and stored before the database transaction (the slow part stays out of
 it); a transaction that then fails deletes what it stored, and removed rows' files are deleted
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Literal
 
 import structlog
@@ -31,6 +33,7 @@ from mercato.core.projects.models import Attachment, Project, ProjectStatus, Pro
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from litestar.datastructures import UploadFile
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from mercato.core.accounts.models import User
@@ -49,6 +52,9 @@ DOWNLOAD_HEADERS = {
 }
 
 Owner = Literal["project", "proposal"]
+LoadOwner = Callable[["AsyncSession", bool], Awaitable[tuple["User", Project | Proposal]]]
+"""``load(session, lock)``: the person asking and their project or proposal, checked by the caller
+with the services (404, 403, 409); locked as for a change when ``lock`` (a proposal always is)."""
 
 
 class AttachmentsLocked(ClientException):
@@ -93,14 +99,17 @@ async def attachments_of(
     return found
 
 
-def _project_may_change(project: Project) -> None:
-    if project.status not in (ProjectStatus.DRAFT, ProjectStatus.OPEN):
-        raise AttachmentsLocked(f"This project is {project.status}; its files can no longer change.")
+def _kind(owner: Project | Proposal) -> Owner:
+    return "project" if isinstance(owner, Project) else "proposal"
 
 
-def _proposal_may_change(proposal: Proposal) -> None:
-    if proposal.status != ProposalStatus.SUBMITTED:
-        raise AttachmentsLocked(f"This proposal is {proposal.status}; its files can no longer change.")
+def _may_change(owner: Project | Proposal) -> None:
+    """409 unless ``owner`` is a draft or open project, or a proposal that can still be edited."""
+    if isinstance(owner, Project):
+        if owner.status not in (ProjectStatus.DRAFT, ProjectStatus.OPEN):
+            raise AttachmentsLocked(f"This project is {owner.status}; its files can no longer change.")
+    elif owner.status != ProposalStatus.SUBMITTED:
+        raise AttachmentsLocked(f"This proposal is {owner.status}; its files can no longer change.")
 
 
 class AttachmentService:
@@ -167,39 +176,32 @@ class AttachmentService:
             room = f"you can add {left} more" if left > 0 else "remove one first"
             raise field_error(field, f"{what} holds at most {MAX_ATTACHMENTS} files; {room}.")
 
-    def project_may_change(self, project: Project) -> None:
-        """409 unless ``project`` is a draft or open."""
-        _project_may_change(project)
-
-    def proposal_may_change(self, proposal: Proposal) -> None:
-        """409 unless ``proposal`` can still be edited (submitted, not yet shortlisted)."""
-        _proposal_may_change(proposal)
+    async def may_add(
+        self, session: AsyncSession, owner: Project | Proposal, adding: int, *, field: str = "file"
+    ) -> None:
+        """409 unless ``owner``'s files may change; 400 naming ``field`` unless ``adding`` more fit."""
+        _may_change(owner)
+        await self.check_room(session, _kind(owner), owner.id, adding=adding, field=field)
 
     async def attach(
         self,
         session: AsyncSession,
         uploader: User,
         files: Sequence[StoredFile],
+        owner: Project | Proposal,
         *,
-        project: Project | None = None,
-        proposal: Proposal | None = None,
         field: str = "file",
     ) -> list[Attachment]:
-        """Point ``project`` (its owner, locked) or ``proposal`` (its developer's, project locked)
-        at stored files."""
-        if (project is None) == (proposal is None):
-            raise ValueError("attach files to exactly one project or proposal")
-        if project is not None:
-            _project_may_change(project)
-            await self.check_room(session, "project", project.id, adding=len(files), field=field)
-        else:
-            assert proposal is not None
-            _proposal_may_change(proposal)
-            await self.check_room(session, "proposal", proposal.id, adding=len(files), field=field)
+        """Point ``owner`` (a project or proposal loaded locked, as for a change) at stored files;
+        no files, no checks."""
+        if not files:
+            return []
+        await self.may_add(session, owner, len(files), field=field)
+        project_id, proposal_id = (owner.id, None) if isinstance(owner, Project) else (None, owner.id)
         rows = [
             Attachment(
-                project_id=project.id if project is not None else None,
-                proposal_id=proposal.id if proposal is not None else None,
+                project_id=project_id,
+                proposal_id=proposal_id,
                 uploader_id=uploader.id,
                 filename=item.filename,
                 content_type=item.content_type,
@@ -212,6 +214,38 @@ class AttachmentService:
         await session.flush()
         return rows
 
+    @asynccontextmanager
+    async def attaching(
+        self, checked: Sequence[CheckedFile]
+    ) -> AsyncIterator[tuple[AsyncSession, list[StoredFile]]]:
+        """Store ``checked`` files, then open the transaction to :meth:`attach` them in (with any
+        other work); if it fails, the stored files are deleted again."""
+        stored = await self.store(checked)
+        try:
+            async with self.site.db.transaction() as session:
+                yield session, stored
+        except BaseException:
+            await self.discard(item.key for item in stored)
+            raise
+
+    async def add(
+        self,
+        upload: UploadFile,
+        load: LoadOwner,
+        *,
+        check_in: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+    ) -> Attachment:
+        """Attach one uploaded file (the form field ``file``) to what ``load`` finds. Fails fast in
+        a ``check_in()`` session (``load`` unlocked) before the file is read; then checks and
+        stores it, and attaches it in a transaction (``load`` locked)."""
+        async with check_in() as session:
+            _, owner = await load(session, False)
+            await self.may_add(session, owner, 1)
+        checked = await self.check([(upload.filename or "", await upload.read())], field="file")
+        async with self.attaching(checked) as (session, stored):
+            uploader, owner = await load(session, True)
+            return (await self.attach(session, uploader, stored, owner))[0]
+
     async def get(
         self, session: AsyncSession, owner: Owner, owner_id: uuid.UUID, attachment_id: uuid.UUID
     ) -> Attachment:
@@ -221,25 +255,15 @@ class AttachmentService:
             raise NotFoundException("No such file.")
         return row
 
-    async def remove_from_project(
-        self, session: AsyncSession, project: Project, attachment_id: uuid.UUID
-    ) -> str:
-        """Remove one of ``project``'s files (its owner, locked); returns the storage key to
-        delete after the commit."""
-        row = await self.get(session, "project", project.id, attachment_id)
-        _project_may_change(project)
-        await session.delete(row)
-        return row.storage_key
-
-    async def remove_from_proposal(
-        self, session: AsyncSession, proposal: Proposal, attachment_id: uuid.UUID
-    ) -> str:
-        """Remove one of ``proposal``'s files (its developer, project locked); returns the
-        storage key to delete after the commit."""
-        row = await self.get(session, "proposal", proposal.id, attachment_id)
-        _proposal_may_change(proposal)
-        await session.delete(row)
-        return row.storage_key
+    async def remove(self, load: LoadOwner, attachment_id: uuid.UUID) -> None:
+        """Remove a file from what ``load`` finds (locked) in a transaction; its stored file is
+        deleted after the commit."""
+        async with self.site.db.transaction() as session:
+            _, owner = await load(session, True)
+            row = await self.get(session, _kind(owner), owner.id, attachment_id)
+            _may_change(owner)
+            await session.delete(row)
+        await self.discard([row.storage_key])
 
     async def keys_of_project(self, session: AsyncSession, project_id: uuid.UUID) -> list[str]:
         """Every storage key of a project and of its proposals: collect them before the project

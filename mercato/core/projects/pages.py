@@ -61,14 +61,18 @@ from mercato.core.db import utcnow
 from mercato.core.files import ALLOWED_TEXT, CONTENT_TYPES, CheckedFile
 from mercato.core.images import format_bytes
 from mercato.core.projects import schemas
-from mercato.core.projects.attachments import MAX_ATTACHMENTS, AttachmentService, attachments_of
+from mercato.core.projects.attachments import MAX_ATTACHMENTS, AttachmentService, LoadOwner, attachments_of
 from mercato.core.projects.models import Project, ProjectStatus, Proposal, ProposalStatus
 from mercato.core.projects.proposals import ProposalService
+from mercato.core.projects.routes import editable_proposal, owned_project
 from mercato.core.projects.services import ProjectService
 from mercato.core.site import Site
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from litestar.datastructures import FormMultiDict
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 DURATIONS = {
     "less_than_week": "Less than a week",
@@ -362,6 +366,29 @@ async def check_chosen_files(site: Site, form: FormMultiDict, errors: dict[str, 
         return []
 
 
+async def save_with_files(
+    request: AnyRequest,
+    site: Site,
+    checked: list[CheckedFile],
+    errors: dict[str, str],
+    save: Callable[[AsyncSession, User], Awaitable[Project | Proposal]],
+) -> int | None:
+    """Store the form's files, then in one transaction ``save(session, user)`` the form and attach
+    them to the project or proposal it returns. ``None`` when saved; a refusal's messages go to
+    ``errors`` and its status code is returned."""
+    files = AttachmentService(site)
+    try:
+        async with files.attaching(checked) as (session, stored):
+            user = await current_user(request, session, site)
+            await files.attach(session, user, stored, await save(session, user), field=ATTACHMENT_FIELD)
+    except HTTPException as exc:
+        if not refused(exc):
+            raise
+        errors.update(plain_errors(errors_of(exc)))
+        return exc.status_code
+    return None
+
+
 def file_helpers(site: Site) -> dict[str, Any]:
     """What the templates need to list files and take new ones."""
     return {
@@ -453,25 +480,13 @@ async def create_project(request: AnyRequest, site: NamedDependency[Site]) -> Pa
     checked = await check_chosen_files(site, form, errors)
     project_id = None
     if data is not None and not errors:
-        files = AttachmentService(site)
-        stored = await files.store(checked)
-        try:
-            async with site.db.transaction() as session:
-                client = await current_user(request, session, site)
-                project = await ProjectService(site).create(session, client, data)
-                if stored:
-                    await files.attach(session, client, stored, project=project, field=ATTACHMENT_FIELD)
-                project_id = project.id
-        except HTTPException as exc:
-            project_id = None
-            await files.discard(item.key for item in stored)
-            if not refused(exc):
-                raise
-            errors.update(plain_errors(errors_of(exc)))
-            status_code = exc.status_code
-        except BaseException:
-            await files.discard(item.key for item in stored)
-            raise
+        async def create(session: AsyncSession, client: User) -> Project:
+            nonlocal project_id
+            project = await ProjectService(site).create(session, client, data)
+            project_id = project.id
+            return project
+
+        status_code = await save_with_files(request, site, checked, errors, create) or status_code
     if errors or project_id is None:
         return await project_form_page(
             request, site, mode="new", form=values, errors=errors, status_code=status_code
@@ -523,21 +538,12 @@ async def update_project(
     service = ProjectService(site)
     checked = await check_chosen_files(site, form, errors)
     if data is not None and not errors:
-        files = AttachmentService(site)
-        stored = await files.store(checked)
-        try:
-            async with site.db.transaction() as session:
-                client = await current_user(request, session, site)
-                project = await service.owned(session, project_id, client.id, lock=True)
-                await service.update(session, project, data)
-                if stored:
-                    await files.attach(session, client, stored, project=project, field=ATTACHMENT_FIELD)
-        except BaseException as exc:
-            await files.discard(item.key for item in stored)
-            if not isinstance(exc, HTTPException) or not refused(exc):
-                raise
-            errors.update(plain_errors(errors_of(exc)))
-            status_code = exc.status_code
+        async def update(session: AsyncSession, client: User) -> Project:
+            project = await service.owned(session, project_id, client.id, lock=True)
+            await service.update(session, project, data)
+            return project
+
+        status_code = await save_with_files(request, site, checked, errors, update) or status_code
     if errors:
         async with site.db.reading() as session:
             project = await service.owned(
@@ -835,20 +841,10 @@ async def submit_bid(
             errors.update(schema_errors(exc))
     checked = await check_chosen_files(site, form, errors)
     if data is not None and not errors:
-        files = AttachmentService(site)
-        stored = await files.store(checked)
-        try:
-            async with site.db.transaction() as session:
-                developer = await current_user(request, session, site)
-                proposal = await ProposalService(site).submit(session, developer, project_id, data)
-                if stored:
-                    await files.attach(session, developer, stored, proposal=proposal, field=ATTACHMENT_FIELD)
-        except BaseException as exc:
-            await files.discard(item.key for item in stored)
-            if not isinstance(exc, HTTPException) or not refused(exc):
-                raise
-            errors.update(plain_errors(errors_of(exc)))
-            status_code = exc.status_code
+        async def submit(session: AsyncSession, developer: User) -> Proposal:
+            return await ProposalService(site).submit(session, developer, project_id, data)
+
+        status_code = await save_with_files(request, site, checked, errors, submit) or status_code
     if errors:
         return await project_page(
             request,
@@ -905,20 +901,10 @@ async def update_proposal(
             errors.update(schema_errors(exc))
     checked = await check_chosen_files(site, form, errors)
     if data is not None and not errors:
-        files = AttachmentService(site)
-        stored = await files.store(checked)
-        try:
-            async with site.db.transaction() as session:
-                developer = await current_user(request, session, site)
-                proposal = await ProposalService(site).edit(session, developer, proposal_id, data)
-                if stored:
-                    await files.attach(session, developer, stored, proposal=proposal, field=ATTACHMENT_FIELD)
-        except BaseException as exc:
-            await files.discard(item.key for item in stored)
-            if not isinstance(exc, HTTPException) or not refused(exc):
-                raise
-            errors.update(plain_errors(errors_of(exc)))
-            status_code = exc.status_code
+        async def edit(session: AsyncSession, developer: User) -> Proposal:
+            return await ProposalService(site).edit(session, developer, proposal_id, data)
+
+        status_code = await save_with_files(request, site, checked, errors, edit) or status_code
     if errors:
         return await project_page(
             request,
@@ -928,6 +914,26 @@ async def update_proposal(
             state=PageState(bid_form=values, bid_errors=errors, editing=True),
         )
     return redirect(f"/projects/{project_id}?done=bid-edited#my-proposal")
+
+
+async def remove_file(
+    request: AnyRequest,
+    site: Site,
+    load: LoadOwner,
+    attachment_id: uuid.UUID,
+    *,
+    project_id: uuid.UUID,
+    done: str,
+) -> Page:
+    """Remove a file, then go to ``done``; a refusal shows on the project page."""
+    try:
+        await AttachmentService(site).remove(load, attachment_id)
+    except HTTPException as exc:
+        if not refused(exc):
+            raise
+        state = PageState(notices=[("error", str(exc.detail))])
+        return await project_page(request, site, project_id, state=state, status_code=exc.status_code)
+    return redirect(done)
 
 
 @post(
@@ -944,19 +950,9 @@ async def remove_project_file(
     """Remove a file from your project (a button on the edit form)."""
     if principal_of(request) is None:
         return to_login(f"/projects/{project_id}/edit")
-    files = AttachmentService(site)
-    try:
-        async with site.db.transaction() as session:
-            client = await current_user(request, session, site)
-            project = await ProjectService(site).owned(session, project_id, client.id, lock=True)
-            key = await files.remove_from_project(session, project, attachment_id)
-    except HTTPException as exc:
-        if not refused(exc):
-            raise
-        state = PageState(notices=[("error", str(exc.detail))])
-        return await project_page(request, site, project_id, state=state, status_code=exc.status_code)
-    await files.discard([key])
-    return redirect(f"/projects/{project_id}/edit#attachments")
+    load = owned_project(request, site, project_id)
+    done = f"/projects/{project_id}/edit#attachments"
+    return await remove_file(request, site, load, attachment_id, project_id=project_id, done=done)
 
 
 @post(
@@ -975,19 +971,9 @@ async def remove_proposal_file(
     if principal is None:
         return to_login(f"/proposals/{proposal_id}/edit")
     project_id, _ = await _proposal_project(site, proposal_id, principal.user_id)
-    files = AttachmentService(site)
-    try:
-        async with site.db.transaction() as session:
-            developer = await current_user(request, session, site)
-            proposal = await ProposalService(site).editable(session, developer, proposal_id)
-            key = await files.remove_from_proposal(session, proposal, attachment_id)
-    except HTTPException as exc:
-        if not refused(exc):
-            raise
-        state = PageState(notices=[("error", str(exc.detail))])
-        return await project_page(request, site, project_id, state=state, status_code=exc.status_code)
-    await files.discard([key])
-    return redirect(f"/proposals/{proposal_id}/edit#bid")
+    load = editable_proposal(request, site, proposal_id)
+    done = f"/proposals/{proposal_id}/edit#bid"
+    return await remove_file(request, site, load, attachment_id, project_id=project_id, done=done)
 
 
 _DONE = {"withdraw": "withdrawn", "shortlist": "shortlisted", "decline": "declined"}

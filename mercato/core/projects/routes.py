@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
@@ -21,10 +21,16 @@ from mercato.core.accounts.routes import current_user, require_principal
 from mercato.core.errors import PROBLEM_JSON
 from mercato.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from mercato.core.projects import schemas
-from mercato.core.projects.attachments import AttachmentService, attachment_out
+from mercato.core.projects.attachments import AttachmentService, LoadOwner, attachment_out
 from mercato.core.projects.proposals import ProposalService
 from mercato.core.projects.services import ProjectService
 from mercato.core.site import Site
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from mercato.core.accounts.models import User
+    from mercato.core.projects.models import Project, Proposal
 
 AnyRequest = Request[Any, Any, Any]
 ProposalSort = Literal["submitted", "newest", "price", "duration", "skill_match"]
@@ -299,6 +305,27 @@ class AttachmentUpload:
 Upload = Annotated[AttachmentUpload, Body(media_type=RequestEncodingType.MULTI_PART)]
 
 
+def owned_project(request: AnyRequest, site: Site, project_id: uuid.UUID) -> LoadOwner:
+    """Loads the person asking and their project (403 when they may only see it, 404 otherwise)."""
+
+    async def load(session: AsyncSession, lock: bool) -> tuple[User, Project]:
+        client = await current_user(request, session, site)
+        return client, await ProjectService(site).owned(session, project_id, client.id, lock=lock)
+
+    return load
+
+
+def editable_proposal(request: AnyRequest, site: Site, proposal_id: uuid.UUID) -> LoadOwner:
+    """Loads the person asking and their proposal while it can change (``ProposalService.editable``:
+    403, 404 or 409; it always locks the project)."""
+
+    async def load(session: AsyncSession, lock: bool) -> tuple[User, Proposal]:
+        developer = await current_user(request, session, site)
+        return developer, await ProposalService(site).editable(session, developer, proposal_id)
+
+    return load
+
+
 class Problem(msgspec.Struct, kw_only=True):
     """An RFC 9457 problem detail (``errors`` names the fields that are wrong)."""
 
@@ -348,23 +375,8 @@ class ProjectAttachmentsController(Controller):
     async def add(
         self, request: AnyRequest, project_id: FromPath[uuid.UUID], data: Upload, site: NamedDependency[Site]
     ) -> schemas.AttachmentOut:
-        projects, files = ProjectService(site), AttachmentService(site)
-        async with site.db.reading() as session:  # fail fast before reading the file
-            client = await current_user(request, session, site)
-            project = await projects.owned(session, project_id, client.id)
-            files.project_may_change(project)
-            await files.check_room(session, "project", project.id, adding=1, field="file")
-        checked = await files.check([(data.file.filename or "", await data.file.read())], field="file")
-        stored = await files.store(checked)
-        try:
-            async with site.db.transaction() as session:
-                uploader = await current_user(request, session, site)
-                project = await projects.owned(session, project_id, uploader.id, lock=True)
-                rows = await files.attach(session, uploader, stored, project=project)
-                return attachment_out(rows[0])
-        except BaseException:
-            await files.discard(s.key for s in stored)
-            raise
+        files, load = AttachmentService(site), owned_project(request, site, project_id)
+        return attachment_out(await files.add(data.file, load, check_in=site.db.reading))
 
     @get(
         "/{attachment_id:uuid}",
@@ -403,12 +415,7 @@ class ProjectAttachmentsController(Controller):
         attachment_id: FromPath[uuid.UUID],
         site: NamedDependency[Site],
     ) -> None:
-        files = AttachmentService(site)
-        async with site.db.transaction() as session:
-            client = await current_user(request, session, site)
-            project = await ProjectService(site).owned(session, project_id, client.id, lock=True)
-            key = await files.remove_from_project(session, project, attachment_id)
-        await files.discard([key])
+        await AttachmentService(site).remove(owned_project(request, site, project_id), attachment_id)
 
 
 class ProposalAttachmentsController(Controller):
@@ -423,22 +430,9 @@ class ProposalAttachmentsController(Controller):
     async def add(
         self, request: AnyRequest, proposal_id: FromPath[uuid.UUID], data: Upload, site: NamedDependency[Site]
     ) -> schemas.AttachmentOut:
-        proposals, files = ProposalService(site), AttachmentService(site)
-        async with site.db.transaction() as session:  # fail fast before reading the file
-            developer = await current_user(request, session, site)
-            proposal = await proposals.editable(session, developer, proposal_id)
-            await files.check_room(session, "proposal", proposal.id, adding=1, field="file")
-        checked = await files.check([(data.file.filename or "", await data.file.read())], field="file")
-        stored = await files.store(checked)
-        try:
-            async with site.db.transaction() as session:
-                developer = await current_user(request, session, site)
-                proposal = await proposals.editable(session, developer, proposal_id)
-                rows = await files.attach(session, developer, stored, proposal=proposal)
-                return attachment_out(rows[0])
-        except BaseException:
-            await files.discard(s.key for s in stored)
-            raise
+        files, load = AttachmentService(site), editable_proposal(request, site, proposal_id)
+        # editable() locks the project, so even the early check takes a (write) transaction
+        return attachment_out(await files.add(data.file, load, check_in=site.db.transaction))
 
     @get(
         "/{attachment_id:uuid}",
@@ -478,12 +472,7 @@ class ProposalAttachmentsController(Controller):
         attachment_id: FromPath[uuid.UUID],
         site: NamedDependency[Site],
     ) -> None:
-        files = AttachmentService(site)
-        async with site.db.transaction() as session:
-            developer = await current_user(request, session, site)
-            proposal = await ProposalService(site).editable(session, developer, proposal_id)
-            key = await files.remove_from_proposal(session, proposal, attachment_id)
-        await files.discard([key])
+        await AttachmentService(site).remove(editable_proposal(request, site, proposal_id), attachment_id)
 
 
 API_CONTROLLERS = [
