@@ -8,7 +8,7 @@ import secrets
 import zoneinfo
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -17,6 +17,7 @@ from litestar import Request
 from litestar.datastructures import Cookie, UploadFile
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
+from markupsafe import Markup
 from sqlalchemy import select
 
 from mercato.core.accounts import schemas
@@ -26,6 +27,7 @@ from mercato.core.accounts.oauth import safe_next
 from mercato.core.accounts.profiles import ProfileService
 from mercato.core.accounts.routes import current_user
 from mercato.core.accounts.services import AccountService
+from mercato.core.memo import memo
 from mercato.core.ratelimit import RateLimited
 from mercato.core.site import Site
 
@@ -273,9 +275,28 @@ def local_time(zone: str) -> str:
         return ""
 
 
-async def skill_names(session: AsyncSession) -> list[dict[str, Any]]:
-    """Every skill's name and aliases, for the pickers' suggestions."""
-    rows = (await session.execute(select(Skill).order_by(Skill.name))).scalars()
-    return [{"name": skill.name, "aliases": list(skill.aliases)} for skill in rows]
+class SkillChoices(list[dict[str, Any]]):
+    """Every skill's name and aliases (``{name, aliases}``), for the pickers' suggestions."""
+
+    @cached_property
+    def options_html(self) -> Markup:
+        """The ``<option>``s of the pickers' ``<datalist>``, rendered once: a page with a picker
+        would otherwise spend longer on these hundreds of lines than on everything else."""
+        options = []
+        for skill in self:
+            aliases = skill["aliases"]
+            extra = ""
+            if aliases:
+                extra = Markup(' label="{}" data-aliases="{}"').format(", ".join(aliases), "|".join(aliases))
+            options.append(Markup('<option value="{}"{}></option>').format(skill["name"], extra))
+        return Markup("\n").join(options)
+
+
+async def skill_names(session: AsyncSession, site: Site | None = None) -> SkillChoices:
+    """Every skill's name and aliases; with ``site``, kept a minute (see ``memo``)."""
+    if site is not None:
+        return await memo(site, "accounts.skill_choices", lambda: skill_names(session))
+    rows = (await session.execute(select(Skill.name, Skill.aliases).order_by(Skill.name))).all()
+    return SkillChoices({"name": name, "aliases": list(aliases)} for name, aliases in rows)
 
 

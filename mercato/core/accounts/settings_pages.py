@@ -85,7 +85,7 @@ async def profile_settings_page(request: AnyRequest, site: Site, *, form: dict[s
     async with site.db.reading() as session:
         user = await current_user(request, session, site)
         me = await ProfileService(site).me(session, user)
-        skills = await skill_names(session)
+        skills = await skill_names(session, site)
     values = form if form is not None else _profile_form(me)
     zones = timezone_names()
     if values.get("timezone") and values["timezone"] not in zones:
@@ -218,7 +218,7 @@ async def portfolio_settings_page(request: AnyRequest, site: Site, *, form: dict
     async with site.db.reading() as session:
         user_id = (await current_user(request, session, site)).id  # the row expires when reading ends
         page = await profiles.list_portfolio(session, user_id, limit=MAX_PORTFOLIO_ITEMS, cursor=None)
-        skills = await skill_names(session)
+        skills = await skill_names(session, site)
     return await render(request, site, "settings_portfolio.html", {
         "settings_tab": "portfolio", "user_id": user_id,
         "items": [{"item": item, "description_html": Markup(item.description_html)} for item in page.items],

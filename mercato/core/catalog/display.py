@@ -14,6 +14,7 @@ from sqlalchemy import select
 from mercato.core.accounts.forms import CURRENCY_SYMBOLS, format_amount
 from mercato.core.accounts.models import Skill, User
 from mercato.core.catalog.services import CategoryOut, category_tree
+from mercato.core.memo import memo
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,7 +64,10 @@ class Names:
         return self.skills.get(slug, slug)
 
 
-async def load_names(session: AsyncSession) -> Names:
+async def load_names(session: AsyncSession, site: Site | None = None) -> Names:
+    """Display names of every category and skill; with ``site``, kept a minute (see ``memo``)."""
+    if site is not None:
+        return await memo(site, "catalog.names", lambda: load_names(session), keep=lambda n: n.tree)
     tree = await category_tree(session)
     categories: dict[str, str] = {}
     for top in tree:

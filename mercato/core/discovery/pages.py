@@ -159,7 +159,7 @@ async def _start(
     sort: str | None,
 ) -> Browse:
     """Read the filters every browse page shares; unknown skills become a field error."""
-    names = await load_names(session)
+    names = await load_names(session, site)
     browse = Browse(
         path=path,
         names=names,
@@ -242,7 +242,7 @@ async def browse_projects(
             query.hourly = {"fixed": False, "hourly": True}.get(kind)
             projects = await _search(session, site, browse, query, viewer)
             browse.items = [project_pages.card(project, browse.names) for project in projects]
-        picker = await skill_names(session)
+        picker = await skill_names(session, site)
     values = browse.context(page, limit)
     values["filters"].setdefault("budget_type", "")
     return await project_pages.render(
@@ -291,7 +291,7 @@ async def browse_services(
             query.max_delivery_days = int(days) if days else None
             services = await _search(session, site, browse, query, viewer)
             browse.items = [service_pages.card(service, browse.names) for service in services]
-        picker = await skill_names(session)
+        picker = await skill_names(session, site)
     values = browse.context(page, limit)
     values["filters"].setdefault("max_price", "")
     values["filters"].setdefault("max_delivery_days", "")

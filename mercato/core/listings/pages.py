@@ -389,8 +389,8 @@ async def service_form_page(
     page also shows the saved ``gallery`` with its own upload and remove forms)."""
     async with site.db.reading() as session:
         user = await current_user(request, session, site)
-        names = await load_names(session)
-        skill_options = await skill_names(session)
+        names = await load_names(session, site)
+        skill_options = await skill_names(session, site)
         is_developer, verify = user.is_developer, needs_verification(site, user)
     form_errors = errors or {}
     return await render(
@@ -499,7 +499,7 @@ async def saved_edit_page(
         if listing.status == ListingStatus.ARCHIVED and gallery_error is None:
             return redirect(f"/services/{listing_id}")
         saved = await service.out(session, listing, principal.user_id)
-        values = service_form_of(saved, await load_names(session))
+        values = service_form_of(saved, await load_names(session, site))
     return await service_form_page(
         request,
         site,
@@ -685,7 +685,7 @@ async def service_page(
     async with site.db.reading() as session:
         listing = await service.visible(session, listing_id, viewer)
         out = await service.out(session, listing, viewer)
-        names = await load_names(session)
+        names = await load_names(session, site)
         me = None
         if viewer is not None:
             user = await current_user(request, session, site)

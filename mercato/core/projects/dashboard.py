@@ -40,7 +40,7 @@ async def dashboard(request: AnyRequest, site: NamedDependency[Site]) -> Templat
     sells = site.plugins.pm.has_plugin("listings")
     async with site.db.reading() as session:
         user = await current_user(request, session, site)
-        names = await load_names(session)
+        names = await load_names(session, site)
         owned = await projects.mine(session, user.id)
         per_status: dict[uuid.UUID, Counter[str]] = {p.id: Counter() for p in owned}
         if owned:

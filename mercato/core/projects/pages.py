@@ -415,8 +415,8 @@ async def project_form_page(
     """``projects/new.html`` or ``projects/edit.html`` (both include ``_form.html``)."""
     async with site.db.reading() as session:
         user = await current_user(request, session, site)
-        names = await load_names(session)
-        skill_options = await skill_names(session)
+        names = await load_names(session, site)
+        skill_options = await skill_names(session, site)
         is_client, verify = user.is_client, needs_verification(site, user)
     form_errors = errors or {}
     return await render(
@@ -504,7 +504,7 @@ async def edit_project(
         project = await ProjectService(site).owned(session, project_id, principal.user_id)
         if project.status not in (ProjectStatus.DRAFT, ProjectStatus.OPEN):
             return redirect(f"/projects/{project_id}")
-        values = project_form_of(project, await load_names(session))
+        values = project_form_of(project, await load_names(session, site))
         has_proposals = project.status == ProjectStatus.OPEN and project.proposal_count > 0
         attachments = (await attachments_of(session, "project", [project.id])).get(project.id, [])
     return await project_form_page(
@@ -704,7 +704,7 @@ async def project_page(
     async with site.db.reading() as session:
         project = await projects.visible(session, project_id, viewer_id)
         out = await projects.out(session, project, viewer_id)
-        names = await load_names(session)
+        names = await load_names(session, site)
         viewer = await session.get(User, viewer_id) if viewer_id else None
         if viewer is not None and viewer.status != UserStatus.ACTIVE:
             viewer = None
