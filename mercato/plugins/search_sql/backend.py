@@ -44,6 +44,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -398,6 +399,35 @@ class SqlSearchBackend:
             await s.execute(delete(DOCS) if kind is None else delete(DOCS).where(DOCS.c.kind == kind))
 
     # -- searching --------------------------------------------------------------
+    async def _plan(self, session: AsyncSession, terms: list[str], filters: list[ColumnElement[bool]],
+                    mode: Mode) -> _Plan:
+        """Where to look and what must hold: the filters, plus the text match for ``terms``
+        (exact, or on PostgreSQL with ``mode`` ``f`` exact or like a title word)."""
+        if not terms:
+            return _Plan(mode="x", source=DOCS, conditions=filters)
+        if self.sqlite:
+            return _Plan(
+                mode="x",
+                source=_FtsFirst(FTS, DOCS, DOCS.c.fts_rowid == FTS.c.rowid),
+                conditions=[*filters, FTS_NAME.op("MATCH")(fts5_query(terms))],
+                score=cast(-func.bm25(FTS_NAME, *BM25_WEIGHTS), Float),
+            )
+        tsquery = func.to_tsquery(_ts_config(), tsquery_text(terms))
+        exact = DOCS.c.tsv.op("@@")(tsquery)
+        # Every long enough term must be like a word of the title (AND, as for exact
+        # matches); `<%` is pg_trgm's GIN-indexed word similarity.
+        fuzzy = [literal(term).op("<%")(DOCS.c.title) for term in terms if len(term) >= FUZZY_MIN_CHARS]
+        score = cast(case(
+            (exact, 1.0 + cast(func.ts_rank(DOCS.c.tsv, tsquery, 32), Double)),
+            else_=cast(func.word_similarity(" ".join(terms), DOCS.c.title), Double),
+        ), Double)
+        if mode == "f" and fuzzy:
+            await session.execute(select(func.set_config(
+                "pg_trgm.word_similarity_threshold", str(FUZZY_THRESHOLD), True)))
+            return _Plan(mode="f", source=DOCS, conditions=[*filters, or_(exact, and_(*fuzzy))], score=score)
+        return _Plan(mode="x", source=DOCS, conditions=[*filters, exact], score=score,
+                     fuzzy_possible=bool(fuzzy))
+
     async def search(self, query: SearchQuery, *, session: AsyncSession | None = None) -> SearchResults:
         """Matching ids in order, with ``total`` and (``query.facets``) ``skill_facets``.
 
@@ -408,56 +438,28 @@ class SqlSearchBackend:
         terms = query_terms(query.q)
         key_tag = _key_tag(query, bool(terms))
         after = _decode(query.cursor, key_tag)
-        conditions = _filters(query, self.sqlite)
-        source: FromClause = DOCS
-        score: ColumnElement[float] | None = None
-        mode: Mode = "x"
-        total: int | None = None
+        filters = _filters(query, self.sqlite)
+        # The first page counts all matches in the same scan (a window), except on SQLite,
+        # whose bm25() cannot run inside a window query; later pages count on their own, as
+        # their keyset condition hides the earlier pages from the window.
+        windowed = after is None and not self.sqlite
         async with self._reading(session) as session:
-            if terms:
-                if self.sqlite:
-                    source = _FtsFirst(FTS, DOCS, DOCS.c.fts_rowid == FTS.c.rowid)
-                    conditions.append(FTS_NAME.op("MATCH")(fts5_query(terms)))
-                    score = cast(-func.bm25(FTS_NAME, *BM25_WEIGHTS), Float)
-                else:
-                    tsquery = func.to_tsquery(_ts_config(), tsquery_text(terms))
-                    exact = DOCS.c.tsv.op("@@")(tsquery)
-                    phrase = " ".join(terms)
-                    # Every long enough term must be like a word of the title (AND, as for
-                    # exact matches); `<%` is pg_trgm's GIN-indexed word similarity.
-                    fuzzy = [literal(term).op("<%")(DOCS.c.title) for term in terms
-                             if len(term) >= FUZZY_MIN_CHARS]
-                    if after is not None:
-                        mode = after[0]
-                    else:
-                        total = await _count(session, source, [*conditions, exact])
-                        mode = "f" if total < FUZZY_BELOW and fuzzy else "x"
-                    if mode == "f" and fuzzy:
-                        total = None
-                        await session.execute(select(func.set_config(
-                            "pg_trgm.word_similarity_threshold", str(FUZZY_THRESHOLD), True)))
-                        conditions.append(or_(exact, and_(*fuzzy)))
-                    else:
-                        conditions.append(exact)
-                    score = cast(case(
-                        (exact, 1.0 + cast(func.ts_rank(DOCS.c.tsv, tsquery, 32), Double)),
-                        else_=cast(func.word_similarity(phrase, DOCS.c.title), Double),
-                    ), Double)
-            key = _ordering(query, key_tag, score)
-            stmt = select(DOCS.c.id, *(expr for expr, _ in key.parts)).select_from(source).where(*conditions)
-            if after is not None:
-                stmt = stmt.where(key.after(after[1]))
-            rows = (await session.execute(stmt.order_by(*key.order_by()).limit(query.limit + 1))).all()
+            plan = await self._plan(session, terms, filters, after[0] if after else "x")
+            key = _ordering(query, key_tag, plan.score)
+            rows, total = await _page(session, plan, key, after, query.limit, count=windowed)
+            if windowed and total < FUZZY_BELOW and plan.fuzzy_possible:
+                plan = await self._plan(session, terms, filters, "f")
+                key = _ordering(query, key_tag, plan.score)
+                rows, total = await _page(session, plan, key, after, query.limit, count=True)
             next_cursor = None
             if len(rows) > query.limit:
                 rows = rows[:query.limit]
-                last = list(rows[-1][1:])
-                next_cursor = _encode(key_tag, mode, last)
-            if total is None:
-                total = await _count(session, source, conditions)
+                next_cursor = _encode(key_tag, plan.mode, list(rows[-1][1:1 + len(key.parts)]))
+            if not windowed:
+                total = await _count(session, plan.source, plan.conditions)
             facets: dict[str, int] = {}
             if query.facets:
-                facets = await self._facets(session, query, mode, total, source, conditions)
+                facets = await self._facets(session, query, plan.mode, total, plan.source, plan.conditions)
         return SearchResults(ids=[row[0] for row in rows], next_cursor=next_cursor, total=total,
                              skill_facets=facets)
 
@@ -538,6 +540,30 @@ def _ordering(query: SearchQuery, tag: str, score: ColumnElement[float] | None) 
     if tag == "pd":
         return _Key(tag, [(func.coalesce(c.price_max, c.price_min, NO_PRICE_LOW), True), *newest])
     return _Key(tag, newest)
+
+
+@dataclass
+class _Plan:
+    mode: Mode
+    source: FromClause
+    conditions: list[ColumnElement[bool]]
+    score: ColumnElement[float] | None = None
+    fuzzy_possible: bool = False
+    """An exact text match that finds nothing may be retried fuzzily (PostgreSQL)."""
+
+
+async def _page(session: AsyncSession, plan: _Plan, key: _Key, after: tuple[Mode, list[Any]] | None,
+                limit: int, *, count: bool) -> tuple[list[Any], int]:
+    """One page and one extra row (is there a next page?); with ``count``, the number of all
+    matches, counted by a window over the same scan instead of a second query."""
+    columns: list[ColumnElement[Any]] = [DOCS.c.id, *(expr for expr, _ in key.parts)]
+    if count:
+        columns.append(func.count().over())
+    stmt = select(*columns).select_from(plan.source).where(*plan.conditions)
+    if after is not None:
+        stmt = stmt.where(key.after(after[1]))
+    rows = list((await session.execute(stmt.order_by(*key.order_by()).limit(limit + 1))).all())
+    return rows, (int(rows[0][-1]) if count and rows else 0)
 
 
 async def _count(session: AsyncSession, source: FromClause, conditions: list[ColumnElement[bool]]) -> int:
