@@ -439,10 +439,12 @@ class SqlSearchBackend:
         key_tag = _key_tag(query, bool(terms))
         after = _decode(query.cursor, key_tag)
         filters = _filters(query, self.sqlite)
-        # The first page counts all matches in the same scan (a window), except on SQLite,
-        # whose bm25() cannot run inside a window query; later pages count on their own, as
-        # their keyset condition hides the earlier pages from the window.
-        windowed = after is None and not self.sqlite
+        # A text search ranks every match anyway, so its first page counts them in the same
+        # scan (a window). Not without text: the newest page then reads a few rows off an
+        # index, and a window would make it read them all. Not on SQLite, whose bm25()
+        # cannot run in a window query; nor on later pages, whose keyset condition hides the
+        # earlier pages from a window.
+        windowed = after is None and bool(terms) and not self.sqlite
         async with self._reading(session) as session:
             plan = await self._plan(session, terms, filters, after[0] if after else "x")
             key = _ordering(query, key_tag, plan.score)
