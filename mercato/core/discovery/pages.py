@@ -188,7 +188,7 @@ async def _search(
 ) -> list[Any]:
     """Run ``query`` for ``browse``; a cursor that is not ours is a field error."""
     try:
-        objects, found = await find(site, session, query, viewer)
+        objects, found = await find(site, session, query, viewer, files=False)
     except ValueError:
         browse.errors["cursor"] = "This cursor is not valid; start again without one."
         return []

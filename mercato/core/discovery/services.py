@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 
 
 async def find(
-    site: Site, session: AsyncSession, query: SearchQuery, viewer: uuid.UUID | None
+    site: Site, session: AsyncSession, query: SearchQuery, viewer: uuid.UUID | None, *, files: bool = True
 ) -> tuple[list[Any], SearchResults]:
     """The objects ``query`` finds that ``viewer`` may see, in the backend's order, and the
-    backend's answer (total, facets, next cursor). ``ValueError`` for a bad cursor."""
+    backend's answer (total, facets, next cursor). ``files=False``: projects come without
+    their attachments (cards do not show them). ``ValueError`` for a bad cursor."""
     found = await site.plugins.search_backend(site).search(query, session=session)
     if not found.ids:
         return [], found
@@ -40,7 +41,7 @@ async def find(
         visible = [
             by_id[i] for i in found.ids if i in by_id and await projects.can_view(session, by_id[i], viewer)
         ]
-        return await projects.outs(session, visible, viewer), found
+        return await projects.outs(session, visible, viewer, files=files), found
     if query.kind == "service":
         listings = ListingService(site)
         rows = {

@@ -265,10 +265,16 @@ class ProjectService:
         return (await self.outs(session, [project], viewer))[0]
 
     async def outs(
-        self, session: AsyncSession, projects: Sequence[Project], viewer: uuid.UUID | None
+        self,
+        session: AsyncSession,
+        projects: Sequence[Project],
+        viewer: uuid.UUID | None,
+        *,
+        files: bool = True,
     ) -> list[schemas.ProjectOut]:
         """What ``viewer`` is shown of each project, loaded together: a list costs the same few
-        queries whatever its length."""
+        queries whatever its length. ``files=False`` leaves ``attachments`` empty, for lists
+        that never show them (the browse page's cards)."""
         if not projects:
             return []
         ids = [p.id for p in projects]
@@ -284,7 +290,7 @@ class ProjectService:
                 )
             )
             mine = dict(rows.all())
-        files = await attachments_of(session, "project", ids)
+        attached = await attachments_of(session, "project", ids) if files else {}
         return [
             schemas.ProjectOut(
                 id=project.id,
@@ -311,7 +317,7 @@ class ProjectService:
                 published_at=project.published_at,
                 is_owner=viewer == project.client_id,
                 my_proposal_id=None if viewer == project.client_id else mine.get(project.id),
-                attachments=files.get(project.id, []),
+                attachments=attached.get(project.id, []),
             )
             for project in projects
         ]
