@@ -34,14 +34,18 @@ async def find(
         return [], found
     if query.kind == "project":
         projects = ProjectService(site)
-        by_id = {
-            p.id: p
-            for p in (await session.execute(select(Project).where(Project.id.in_(found.ids)))).scalars()
-        }
+        with_clients = (
+            select(Project, User.display_name)
+            .outerjoin(User, User.id == Project.client_id)
+            .where(Project.id.in_(found.ids))
+        )
+        loaded = (await session.execute(with_clients)).all()
+        by_id = {project.id: project for project, _ in loaded}
+        names = {project.client_id: name for project, name in loaded if name is not None}
         visible = [
             by_id[i] for i in found.ids if i in by_id and await projects.can_view(session, by_id[i], viewer)
         ]
-        return await projects.outs(session, visible, viewer, files=files), found
+        return await projects.outs(session, visible, viewer, files=files, client_names=names), found
     if query.kind == "service":
         listings = ListingService(site)
         rows = {
