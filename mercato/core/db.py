@@ -100,7 +100,11 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # No ping before each checkout (a round trip per request): when the server goes
+            # away, the first statement that fails marks every pooled connection stale, so
+            # only the requests in flight see the error and the next ones reconnect. Connections
+            # are renewed after half an hour, before proxies that drop idle ones would.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
             if make_url(url).get_driver_name() == "asyncpg":
                 # PostgreSQL's JIT compiles plans of queries it guesses to be long; for short
                 # marketplace queries over big tables it costs 20+ ms and saves nothing.

@@ -4,6 +4,7 @@ below both (domains never import each other)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,8 +35,10 @@ def format_money(minor: int, currency: str) -> str:
     return f"{symbol}{amount}" if symbol else f"{currency} {amount}"
 
 
+@functools.lru_cache(maxsize=1024)
 def excerpt(markdown: str, length: int = 220) -> str:
-    """The first words of a Markdown text as plain text."""
+    """The first words of a Markdown text as plain text (recent ones kept: lists show the same
+    texts again and again)."""
     text = _LIST_ITEM.sub("\u2022 ", markdown)
     text = _MARKDOWN_MARKS.sub("", _MARKDOWN_LINK.sub(r"\1", text))
     text = " ".join(text.split())
