@@ -8,9 +8,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from mercato.core.db import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, utcnow
+from mercato.core.markdown import render_markdown
 
 
 class ListingStatus(StrEnum):
@@ -60,6 +61,13 @@ class Listing(UUIDPrimaryKey, Timestamps, Base):
     title: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text)
     """Markdown; rendered sanitised."""
+    description_html: Mapped[str | None] = mapped_column(Text)
+    """``description`` rendered, kept with it (set whenever it is; lists show many)."""
+
+    @validates("description")
+    def _render_description(self, key: str, value: str) -> str:
+        self.description_html = str(render_markdown(value))
+        return value
     category_slug: Mapped[str] = mapped_column(ForeignKey("categories.slug"), index=True)
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     gallery: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

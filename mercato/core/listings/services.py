@@ -470,7 +470,7 @@ class ListingService:
                     developer_name=names.get(listing.developer_id, "Deleted user"),
                     title=listing.title,
                     description=listing.description,
-                    description_html=str(render_markdown(listing.description)),
+                    description_html=listing.description_html or str(render_markdown(listing.description)),
                     category=listing.category_slug,
                     skills=list(listing.skills),
                     packages=[

@@ -300,7 +300,7 @@ class ProjectService:
                 client_name=client_names.get(project.client_id, "Deleted user"),
                 title=project.title,
                 description=project.description,
-                description_html=str(render_markdown(project.description)),
+                description_html=project.description_html or str(render_markdown(project.description)),
                 category=project.category_slug,
                 skills=list(project.skills),
                 budget=schemas.BudgetOut(
