@@ -9,6 +9,7 @@ shows up here once its event is handled.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
@@ -18,6 +19,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 from litestar.response import Template
+from markupsafe import Markup
 
 from mercato.core.accounts.forms import AnyRequest, errors_of, parse_rate, skill_names, split_list
 from mercato.core.accounts.middleware import principal_of
@@ -27,6 +29,7 @@ from mercato.core.catalog.services import expand_categories
 from mercato.core.discovery.services import find
 from mercato.core.listings import pages as service_pages
 from mercato.core.projects import pages as project_pages
+from mercato.core.projects.schemas import ProjectOut
 from mercato.core.search import Kind, SearchQuery, Sort
 from mercato.core.site import Site
 
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 PAGE_SIZE = 20
+CARD_CACHE_SIZE = 1024
+"""Rendered project cards kept per site (a few kilobytes each)."""
 FACETS_SHOWN = 12
 """Skills listed with their counts in the sidebar (selected ones are always listed)."""
 SORTS: dict[str, str] = {
@@ -214,6 +219,33 @@ async def _query(
     )
 
 
+def _with_html(site: Site, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each project card its HTML (``item["html"]``), rendered once per look.
+
+    The key holds everything the card shows, its "posted 5 minutes ago" included, so an
+    edit, a new proposal or the passing time renders it anew; a theme's own ``project_card``
+    macro is the one used.
+    """
+    cache: OrderedDict[tuple[Any, ...], Markup] = site.state.setdefault("discovery.cards", OrderedDict())
+    macro = site.templates.env.get_template("projects/_macros.html").module.project_card  # type: ignore[attr-defined]
+    for item in items:
+        project: ProjectOut = item["project"]
+        key = (
+            project.id, project.title, project.status, project.budget.type, project.proposal_count,
+            project.published_at, item["budget"], item["category"], item["posted"], item["excerpt"],
+            tuple(item["skills"]),
+        )
+        html = cache.get(key)
+        if html is None:
+            html = cache[key] = macro(item, project_pages.STATUS_LABELS)
+            if len(cache) > CARD_CACHE_SIZE:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        item["html"] = html
+    return items
+
+
 @get("/projects", include_in_schema=False, name="projects:browse")
 async def browse_projects(
     request: AnyRequest,
@@ -241,7 +273,7 @@ async def browse_projects(
             query = await _query(session, browse, "project", limit, cursor)
             query.hourly = {"fixed": False, "hourly": True}.get(kind)
             projects = await _search(session, site, browse, query, viewer)
-            browse.items = [project_pages.card(project, browse.names) for project in projects]
+            browse.items = _with_html(site, [project_pages.card(p, browse.names) for p in projects])
         picker = await skill_names(session, site)
     values = browse.context(page, limit)
     values["filters"].setdefault("budget_type", "")
