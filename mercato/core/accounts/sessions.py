@@ -29,6 +29,7 @@ from mercato.core.accounts.models import AuthSession
 from mercato.core.db import utcnow
 from mercato.core.ratelimit import RateLimiter
 from mercato.core.security.tokens import TokenSigner
+from mercato.core.tasks import stop_task
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -156,9 +157,7 @@ class AccountsRuntime:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
         if self._subscription is not None:
             with contextlib.suppress(Exception):
                 await self._subscription.unsubscribe()

@@ -13,7 +13,6 @@ them fails, the batch is rolled back and handled event by event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from typing import TYPE_CHECKING
 
@@ -27,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mercato.core.events.models import ProcessedEvent
 from mercato.core.events.types import Event, EventHandler
+from mercato.core.tasks import stop_task
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -79,11 +79,7 @@ class EventConsumers:
                 )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(stop_task(task) for task in self._tasks))
         self._tasks.clear()
 
     async def _subscribe(self, handler: EventHandler, pattern: str, name: str) -> object:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mercato.core.db import utcnow
 from mercato.core.events.models import OutboxEvent, ProcessedEvent
+from mercato.core.tasks import stop_task
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
@@ -66,9 +67,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
 
     async def _run(self) -> None:
