@@ -208,9 +208,7 @@ class ProposalService:
             await session.flush()
         except IntegrityError:  # the same developer bid twice at the same moment
             raise InvalidTransition("You already made a proposal on this project; edit it instead.") from None
-        await session.execute(
-            update(Project).where(Project.id == project.id).values(proposal_count=Project.proposal_count + 1)
-        )
+        await _count_live(session, project, +1)
         emit(
             session,
             Event.of(
@@ -258,9 +256,7 @@ class ProposalService:
         proposal, project = await self._for_developer(session, proposal_id, developer.id)
         check_transition(proposal.status, ProposalStatus.WITHDRAWN, PROPOSAL_TRANSITIONS, "proposal")
         proposal.status = ProposalStatus.WITHDRAWN
-        await session.execute(
-            update(Project).where(Project.id == project.id).values(proposal_count=Project.proposal_count - 1)
-        )
+        await _count_live(session, project, -1)
         emit(
             session,
             Event.of(
@@ -297,9 +293,7 @@ class ProposalService:
         check_transition(proposal.status, ProposalStatus.DECLINED, PROPOSAL_TRANSITIONS, "proposal")
         proposal.status = ProposalStatus.DECLINED
         proposal.decline_message = message.strip()
-        await session.execute(
-            update(Project).where(Project.id == project.id).values(proposal_count=Project.proposal_count - 1)
-        )
+        await _count_live(session, project, -1)
         emit(
             session,
             Event.of(
@@ -463,3 +457,10 @@ class ProposalService:
             )
         ).scalars()
         return [await self.out(session, p) for p in rows]
+
+
+async def _count_live(session: AsyncSession, project: Project, change: int) -> None:
+    """Move the project's count of live proposals (in SQL, so concurrent bids add up)."""
+    await session.execute(
+        update(Project).where(Project.id == project.id).values(proposal_count=Project.proposal_count + change)
+    )
