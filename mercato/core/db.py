@@ -90,7 +90,7 @@ class Database:
     relay uses it to publish right away instead of waiting for its next sweep.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
         kwargs: dict[str, Any] = {"echo": echo}
@@ -104,7 +104,10 @@ class Database:
             # away, the first statement that fails marks every pooled connection stale, so
             # only the requests in flight see the error and the next ones reconnect. Connections
             # are renewed after half an hour, before proxies that drop idle ones would.
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+            # No overflow: an overflow connection is closed when it comes back to a full pool,
+            # so under steady load above pool_size every few requests paid for a new server
+            # process and TLS handshake. Requests beyond pool_size wait for a connection.
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_recycle=1800)
             if make_url(url).get_driver_name() == "asyncpg":
                 # PostgreSQL's JIT compiles plans of queries it guesses to be long; for short
                 # marketplace queries over big tables it costs 20+ ms and saves nothing.

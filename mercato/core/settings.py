@@ -58,8 +58,8 @@ class DatabaseSettings(_Section):
     """SQLAlchemy async URL. Empty: SQLite at ``<data_dir>/mercato.db``."""
     echo: bool = False
     """Log every SQL statement (noisy; for debugging)."""
-    pool_size: int = 10
-    """Connections per process on PostgreSQL."""
+    pool_size: int = 20
+    """Connections per process on PostgreSQL, kept open; requests beyond wait for one."""
 
 
 class EventsSettings(_Section):

@@ -7,7 +7,7 @@ mercato's page. What is left out is exactly what mercato adds: its middleware, t
 services, templates.
 
 The driver is mercato's (asyncpg with JIT off, or aiosqlite on SQLite) with as many connections as
-mercato's pool may hold (``pool_size`` plus as much overflow), opened at start. Served with
+mercato's pool may hold (``pool_size`` plus any overflow), opened at start. Served with
 ``uvicorn --factory tests.benchmarks._bare_browse_app:app_from_environment``; the pickled
 :class:`BareSpec` is named by the ``MERCATO_BENCH_BARE_SPEC`` environment variable.
 """
