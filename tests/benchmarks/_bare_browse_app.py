@@ -1,8 +1,9 @@
 """The baseline of the browse benchmark: a bare Litestar app that replays mercato's SQL.
 
 For each captured page (keyed by its query string) it runs the same statements with the same
-parameters that mercato ran for that page, in order, in one read transaction rolled back at
-the end (as ``site.db.reading()`` does), fetching every row; then it returns the bytes of
+parameters that mercato ran for that page, in order, as ``site.db.reading()`` runs them (on
+SQLite in one transaction rolled back at the end, on PostgreSQL outside a transaction),
+fetching every row; then it returns the bytes of
 mercato's page. What is left out is exactly what mercato adds: its middleware, the ORM,
 services, templates.
 
@@ -83,14 +84,9 @@ class Connections:
                     cursor = await conn.execute(sql, params)
                     await cursor.fetchall()
                 await conn.execute("ROLLBACK")
-            else:
-                transaction = conn.transaction(readonly=True)
-                await transaction.start()
-                try:
-                    for sql, params in statements:
-                        await conn.fetch(sql, *params)
-                finally:
-                    await transaction.rollback()
+            else:  # outside a transaction, as mercato reads on PostgreSQL
+                for sql, params in statements:
+                    await conn.fetch(sql, *params)
         finally:
             self.idle.put_nowait(conn)
 

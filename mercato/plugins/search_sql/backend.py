@@ -422,8 +422,10 @@ class SqlSearchBackend:
             else_=cast(func.word_similarity(" ".join(terms), DOCS.c.title), Double),
         ), Double)
         if mode == "f" and fuzzy:
+            # For the connection, not the transaction: reads run outside one on PostgreSQL.
+            # Nothing else reads this setting, and its value never changes.
             await session.execute(select(func.set_config(
-                "pg_trgm.word_similarity_threshold", str(FUZZY_THRESHOLD), True)))
+                "pg_trgm.word_similarity_threshold", str(FUZZY_THRESHOLD), False)))
             return _Plan(mode="f", source=DOCS, conditions=[*filters, or_(exact, and_(*fuzzy))], score=score)
         return _Plan(mode="x", source=DOCS, conditions=[*filters, exact], score=score,
                      fuzzy_possible=bool(fuzzy))
