@@ -365,6 +365,21 @@ async def test_skill_facets_count_the_filtered_results(backend: SqlSearchBackend
     assert none.total == 0
 
 
+
+@pytest.mark.parametrize("q", ["", "python"])
+async def test_a_page_past_the_end_still_counts_what_is_left(backend: SqlSearchBackend, q: str) -> None:
+    # Each page's rows carry the count; a page left empty (what it followed was removed
+    # meanwhile) counts in a statement of its own. (Newest first: removing documents moves
+    # SQLite's relevance scores.)
+    first = await search(backend, q=q, sort="newest", limit=2)
+    assert first.next_cursor is not None
+    everything = await search(backend, q=q, sort="newest")
+    await backend.remove("project", everything.ids[2:])
+    second = await search(backend, q=q, sort="newest", limit=2, cursor=first.next_cursor)
+    assert second.ids == []
+    assert second.total == 2
+    assert second.next_cursor is None
+
 async def test_at_most_thirty_facets(backend: SqlSearchBackend) -> None:
     many = [SearchDocument(kind="service", id=uuid.uuid4(), title=f"Service {i}", text="", created_at=T0,
                            skills=[f"skill-{j:02d}" for j in range(i + 1)]) for i in range(40)]

@@ -441,25 +441,27 @@ class SqlSearchBackend:
         key_tag = _key_tag(query, bool(terms))
         after = _decode(query.cursor, key_tag)
         filters = _filters(query, self.sqlite)
-        # A text search ranks every match anyway, so its first page counts them in the same
-        # scan (a window). Not without text: the newest page then reads a few rows off an
-        # index, and a window would make it read them all. Not on SQLite, whose bm25()
-        # cannot run in a window query; nor on later pages, whose keyset condition hides the
-        # earlier pages from a window.
+        # The page and the number of all matches come in one statement. A text search ranks
+        # every match anyway, so its first page counts them in the same scan (a window). Not
+        # without text: the newest page then reads a few rows off an index, and a window would
+        # make it read them all; nor on SQLite, whose bm25() cannot run in a window query; nor
+        # on later pages, whose keyset condition hides the earlier pages from a window. Those
+        # count in a subquery, run once.
         windowed = after is None and bool(terms) and not self.sqlite
+        counting: Counting = "window" if windowed else "subquery"
         async with self._reading(session) as session:
             plan = await self._plan(session, terms, filters, after[0] if after else "x")
             key = _ordering(query, key_tag, plan.score)
-            rows, total = await _page(session, plan, key, after, query.limit, count=windowed)
+            rows, total = await _page(session, plan, key, after, query.limit, count=counting)
             if windowed and total < FUZZY_BELOW and plan.fuzzy_possible:
                 plan = await self._plan(session, terms, filters, "f")
                 key = _ordering(query, key_tag, plan.score)
-                rows, total = await _page(session, plan, key, after, query.limit, count=True)
+                rows, total = await _page(session, plan, key, after, query.limit, count=counting)
             next_cursor = None
             if len(rows) > query.limit:
                 rows = rows[:query.limit]
                 next_cursor = _encode(key_tag, plan.mode, list(rows[-1][1:1 + len(key.parts)]))
-            if not windowed:
+            if not rows and after is not None:  # past the last page: no row carried the count
                 total = await _count(session, plan.source, plan.conditions)
             facets: dict[str, int] = {}
             if query.facets:
@@ -556,18 +558,26 @@ class _Plan:
     """An exact text match that finds nothing may be retried fuzzily (PostgreSQL)."""
 
 
+Counting = Literal["window", "subquery"]
+
+
 async def _page(session: AsyncSession, plan: _Plan, key: _Key, after: tuple[Mode, list[Any]] | None,
-                limit: int, *, count: bool) -> tuple[list[Any], int]:
-    """One page and one extra row (is there a next page?); with ``count``, the number of all
-    matches, counted by a window over the same scan instead of a second query."""
+                limit: int, *, count: Counting) -> tuple[list[Any], int]:
+    """One page and one extra row (is there a next page?), each row ending with the number of
+    all matches: counted by a window over the same scan, or by an uncorrelated subquery that
+    the database runs once. 0 when the page is empty."""
     columns: list[ColumnElement[Any]] = [DOCS.c.id, *(expr for expr, _ in key.parts)]
-    if count:
+    if count == "window":
         columns.append(func.count().over())
+    else:  # correlate(None): the subquery reads the table afresh, not the outer query's row
+        columns.append(
+            select(func.count()).select_from(plan.source).where(*plan.conditions).correlate(None).scalar_subquery()
+        )
     stmt = select(*columns).select_from(plan.source).where(*plan.conditions)
     if after is not None:
         stmt = stmt.where(key.after(after[1]))
     rows = list((await session.execute(stmt.order_by(*key.order_by()).limit(limit + 1))).all())
-    return rows, (int(rows[0][-1]) if count and rows else 0)
+    return rows, (int(rows[0][-1]) if rows else 0)
 
 
 async def _count(session: AsyncSession, source: FromClause, conditions: list[ColumnElement[bool]]) -> int:
