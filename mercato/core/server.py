@@ -57,6 +57,8 @@ def serve(
         asyncio.run(_prepare(site, prepare))
     embedded = None
     env = {"MERCATO_SITE": str(settings.site_path)}
+    if reload:
+        env["MERCATO_SITE__RELOAD_TEMPLATES"] = "true"
     if not settings.events.nats_url:
         embedded = EmbeddedNats(settings.data_path / "nats")
         try:

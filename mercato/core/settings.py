@@ -43,6 +43,8 @@ class SiteSettings(_Section):
     """A bundled theme name, or a path to a folder with ``templates/`` and ``static/``."""
     templates_dir: str = "templates"
     """The site's own template overrides (relative to the site folder); wins over plugins and theme."""
+    reload_templates: bool = False
+    """Check template files for changes on every use (``mercato run --reload`` turns it on)."""
     static_dir: str = "static"
     """The site's own static files (relative to the site folder)."""
     locale: str = "en"

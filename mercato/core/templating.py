@@ -6,11 +6,14 @@ override can extend the very template it replaces.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 from litestar.response import Template
+from markupsafe import Markup
 
 import mercato.themes
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
 
 THEMES_ROOT = Path(mercato.themes.__file__).parent
 DEFAULT_THEME = THEMES_ROOT / "default"
+FRAGMENTS_KEPT = 512
+"""Rendered fragments kept per site (see :meth:`Templates.fragment`)."""
 
 
 def resolve_theme(name: str, site_path: Path) -> Path:
@@ -66,10 +71,12 @@ class Templates:
         self.env = jinja2.Environment(
             loader=loader, autoescape=jinja2.select_autoescape(default=True),
             enable_async=False, trim_blocks=True, lstrip_blocks=True,
+            auto_reload=settings.site.reload_templates,
         )
         self.env.globals.update(site_name=settings.site.name, static_url=static_url,
                                 locale=settings.site.locale)
         site.plugins.prepare_jinja_env(site, self.env)
+        self._fragments: OrderedDict[tuple[str, Hashable], Markup] = OrderedDict()
 
     async def context(
         self, request: Request[Any, Any, Any] | None, template_name: str,
@@ -95,6 +102,22 @@ class Templates:
         """A themed HTML response."""
         context = await self.context(request, template_name, values)
         return Template(template_name=template_name, context=context, status_code=status_code)
+
+    def fragment(self, template_name: str, key: Hashable, values: dict[str, Any]) -> Markup:
+        """``template_name`` rendered with ``values`` alone, kept per ``key``: for parts many
+        pages share, such as a filter sidebar. ``key`` must stand for everything in ``values``
+        the template shows. With ``reload_templates`` on, nothing is kept."""
+        if self.env.auto_reload:
+            return Markup(self.env.get_template(template_name).render(values))
+        full = (template_name, key)
+        html = self._fragments.get(full)
+        if html is None:
+            html = self._fragments[full] = Markup(self.env.get_template(template_name).render(values))
+            if len(self._fragments) > FRAGMENTS_KEPT:
+                self._fragments.popitem(last=False)
+        else:
+            self._fragments.move_to_end(full)
+        return html
 
     async def render(self, template_name: str, **values: Any) -> str:
         """Render to a string outside a request (e-mails, previews)."""

@@ -522,6 +522,10 @@ async def test_clients_edit_their_projects(pages: Pages) -> None:
     assert 'value="3000"' in form.text
     assert 'value="Python, Django"' in form.text
     assert (await ada.get(f"/projects/{project_id}/edit")).status_code == 403
+    visitor = pages.browser()
+    card = text_of(await listed(visitor, "/projects", "Stripe checkout for a Django shop"))
+    assert "$1,000 \u2013 $3,000" in card
+    assert "No proposals yet" in card
 
     saved = await grace.post(
         f"/projects/{project_id}/edit", project_form(title="Stripe checkout, refunds too", budget_max="3500")
@@ -530,8 +534,17 @@ async def test_clients_edit_their_projects(pages: Pages) -> None:
     text = text_of(await grace.get(saved.headers["location"]))
     assert "Your changes are saved." in text
     assert "$1,000 \u2013 $3,500" in text
+    # The browse page's cards are kept rendered; each change shows there too.
+    card = text_of(await listed(visitor, "/projects", "Stripe checkout, refunds too"))
+    assert "$1,000 \u2013 $3,500" in card
+    assert "Stripe checkout for a Django shop" not in card
+    described = project_form(title="Stripe checkout, refunds too", budget_max="3500",
+                             description="Refunds through the Stripe dashboard as well.")
+    assert (await grace.post(f"/projects/{project_id}/edit", described)).status_code == 303
+    await listed(visitor, "/projects", "Refunds through the Stripe dashboard as well.")
 
     await bid(ada, project_id)
+    await listed(visitor, "/projects", "1 proposal")
     locked = await grace.post(f"/projects/{project_id}/edit", project_form(budget_type="hourly"))
     assert locked.status_code == 409
     assert "they cannot change" in text_of(locked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,26 @@ def test_a_theme_folder_can_be_selected(make_settings: Any, tmp_path: Path) -> N
 def test_unknown_theme_is_a_config_error(make_settings: Any, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="site.theme"):
         make_site(make_settings, tmp_path, site={"theme": "nope"})
+
+
+@pytest.mark.parametrize("reload", [False, True])
+def test_templates_are_read_once_unless_reloading_is_on(
+    make_settings: Any, tmp_path: Path, reload: bool
+) -> None:
+    site_dir = tmp_path / "site"
+    (site_dir / "templates").mkdir(parents=True)
+    page = site_dir / "templates" / "note.html"
+    page.write_text("first {{ word }}")
+    site = make_site(make_settings, site_dir, site={"reload_templates": reload})
+    templates = site.templates
+    assert templates.env.get_template("note.html").render(word="look") == "first look"
+    assert templates.fragment("note.html", "k", {"word": "kept"}) == "first kept"
+
+    page.write_text("second {{ word }}")
+    os.utime(page, (page.stat().st_atime + 5, page.stat().st_mtime + 5))
+    expected = "second" if reload else "first"
+    assert templates.env.get_template("note.html").render(word="look") == f"{expected} look"
+    # A fragment is kept per key (its values are not looked at) unless reloading is on.
+    kept = "second other" if reload else "first kept"
+    assert templates.fragment("note.html", "k", {"word": "other"}) == kept
+    assert templates.fragment("note.html", "k2", {"word": "other"}) == f"{expected} other"

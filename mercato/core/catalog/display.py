@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from litestar.exceptions import HTTPException
@@ -59,6 +60,11 @@ class Names:
     tree: list[CategoryOut]
     categories: dict[str, str]
     skills: dict[str, str]
+
+    @cached_property
+    def key(self) -> tuple[tuple[str, str], ...]:
+        """Stands for the whole tree in a cache key: every category's slug and name, in order."""
+        return tuple(self.categories.items())
 
     def category(self, slug: str) -> str:
         return self.categories.get(slug, slug)

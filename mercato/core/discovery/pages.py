@@ -20,16 +20,25 @@ from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 from litestar.response import Template
 from markupsafe import Markup
+from sqlalchemy import bindparam, select
 
-from mercato.core.accounts.forms import AnyRequest, errors_of, parse_rate, skill_names, split_list
+from mercato.core.accounts.forms import (
+    AnyRequest,
+    SkillChoices,
+    errors_of,
+    parse_rate,
+    skill_names,
+    split_list,
+)
 from mercato.core.accounts.middleware import principal_of
 from mercato.core.accounts.profiles import ProfileService
 from mercato.core.catalog.display import Names, load_names, plain_errors
 from mercato.core.catalog.services import expand_categories
-from mercato.core.discovery.services import find
+from mercato.core.discovery.services import load
 from mercato.core.listings import pages as service_pages
 from mercato.core.projects import pages as project_pages
-from mercato.core.projects.schemas import ProjectOut
+from mercato.core.projects.models import Project
+from mercato.core.projects.services import ProjectService
 from mercato.core.search import Kind, SearchQuery, Sort
 from mercato.core.site import Site
 
@@ -184,23 +193,39 @@ async def _start(
     return browse
 
 
-async def _search(
-    session: AsyncSession,
-    site: Site,
-    browse: Browse,
-    query: SearchQuery,
-    viewer: uuid.UUID | None,
-) -> list[Any]:
-    """Run ``query`` for ``browse``; a cursor that is not ours is a field error."""
+async def _search(session: AsyncSession, site: Site, browse: Browse, query: SearchQuery) -> list[uuid.UUID]:
+    """Run ``query`` for ``browse``: the ids found, in order; a cursor that is not ours is a
+    field error."""
     try:
-        objects, found = await find(site, session, query, viewer, files=False)
+        found = await site.plugins.search_backend(site).search(query, session=session)
     except ValueError:
         browse.errors["cursor"] = "This cursor is not valid; start again without one."
         return []
     browse.total = found.total or 0
     browse.next_cursor = found.next_cursor
     browse.facets = found.skill_facets
-    return objects
+    return found.ids
+
+
+def _sidebar(site: Site, browse: Browse, values: dict[str, Any], picker: SkillChoices) -> dict[str, Markup]:
+    """The category and skill filters, rendered once per what they show
+    (:meth:`~mercato.core.templating.Templates.fragment`): most visitors see the same few."""
+    chosen = values["filters"]["category"]
+    facets = values["facets"]
+    typed = values["typed_skills"]
+    return {
+        "category_filter": site.templates.fragment(
+            "discovery/_categories.html",
+            (browse.names.key, tuple(chosen)),
+            {"tree": values["tree"], "open_groups": values["open_groups"], "filters": {"category": chosen}},
+        ),
+        "skill_filter": site.templates.fragment(
+            "discovery/_facets.html",
+            (tuple(tuple(facet.values()) for facet in facets), typed, browse.errors.get("skills"),
+             picker.options_html),
+            {"facets": facets, "typed_skills": typed, "skills": picker, "errors": browse.errors},
+        ),
+    }
 
 
 async def _query(
@@ -219,30 +244,54 @@ async def _query(
     )
 
 
-def _with_html(site: Site, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give each project card its HTML (``item["html"]``), rendered once per look.
+_PROJECTS = Project.__table__.c
+CARD_ROWS = select(
+    _PROJECTS.id, _PROJECTS.client_id, _PROJECTS.title, _PROJECTS.status, _PROJECTS.visibility,
+    _PROJECTS.category_slug, _PROJECTS.skills, _PROJECTS.budget_type, _PROJECTS.budget_min,
+    _PROJECTS.budget_max, _PROJECTS.currency, _PROJECTS.proposal_count, _PROJECTS.published_at,
+    _PROJECTS.created_at, _PROJECTS.updated_at,
+).where(_PROJECTS.id.in_(bindparam("ids", expanding=True)))
+"""What a card's cache key and the access check need: everything but the text. Built once
+(a Core statement, its cache key computed once)."""
 
-    The key holds everything the card shows, its "posted 5 minutes ago" included, so an
-    edit, a new proposal or the passing time renders it anew; a theme's own ``project_card``
-    macro is the one used.
+
+async def _project_cards(
+    site: Site, session: AsyncSession, ids: list[uuid.UUID], viewer: uuid.UUID | None, names: Names
+) -> list[dict[str, Any]]:
+    """The cards of the projects ``ids`` that ``viewer`` may see, in order: ``{"html": ...}``.
+
+    A card is rendered once per look and kept per project (:data:`CARD_CACHE_SIZE`) with
+    what it was rendered from: the short columns (``updated_at`` stands for the description),
+    the "posted 5 minutes ago" text and the category and skill names. So a page reads the
+    short columns of its projects, and whole projects only for cards that changed or were not
+    seen before. A theme's own ``project_card`` macro is the one used; a card shows nothing
+    that depends on the viewer.
     """
-    cache: OrderedDict[tuple[Any, ...], Markup] = site.state.setdefault("discovery.cards", OrderedDict())
-    macro = site.templates.env.get_template("projects/_macros.html").module.project_card  # type: ignore[attr-defined]
-    for item in items:
-        project: ProjectOut = item["project"]
-        key = (
-            project.id, project.title, project.status, project.budget.type, project.proposal_count,
-            project.published_at, item["budget"], item["category"], item["posted"], item["excerpt"],
-            tuple(item["skills"]),
-        )
-        html = cache.get(key)
-        if html is None:
-            html = cache[key] = macro(item, project_pages.STATUS_LABELS)
-            if len(cache) > CARD_CACHE_SIZE:
-                cache.popitem(last=False)
-        else:
-            cache.move_to_end(key)
-        item["html"] = html
+    if not ids:
+        return []
+    projects = ProjectService(site)
+    rows = {row.id: row for row in await session.execute(CARD_ROWS, {"ids": ids})}
+    shown = [rows[i] for i in ids if i in rows and await projects.can_view(session, rows[i], viewer)]
+    cache: OrderedDict[uuid.UUID, tuple[tuple[Any, ...], Markup]] = site.state.setdefault(
+        "discovery.cards", OrderedDict()
+    )
+    looks = {
+        row.id: (tuple(row), project_pages.time_ago(row.published_at or row.created_at), names.key)
+        for row in shown
+    }
+    missing = [i for i, look in looks.items() if (held := cache.get(i)) is None or held[0] != look]
+    if missing:
+        loaded = (await session.scalars(select(Project).where(Project.id.in_(missing)))).all()
+        macro = site.templates.env.get_template("projects/_macros.html").module.project_card  # type: ignore[attr-defined]
+        for project in await projects.outs(session, loaded, None, files=False, client_names={}):
+            html = macro(project_pages.card(project, names), project_pages.STATUS_LABELS)
+            cache[project.id] = (looks[project.id], html)
+    items: list[dict[str, Any]] = []
+    for row in shown:
+        cache.move_to_end(row.id)
+        items.append({"html": cache[row.id][1]})
+    while len(cache) > CARD_CACHE_SIZE:
+        cache.popitem(last=False)
     return items
 
 
@@ -272,10 +321,11 @@ async def browse_projects(
         if not browse.errors:
             query = await _query(session, browse, "project", limit, cursor)
             query.hourly = {"fixed": False, "hourly": True}.get(kind)
-            projects = await _search(session, site, browse, query, viewer)
-            browse.items = _with_html(site, [project_pages.card(p, browse.names) for p in projects])
+            found = await _search(session, site, browse, query)
+            browse.items = await _project_cards(site, session, found, viewer, browse.names)
         picker = await skill_names(session, site)
     values = browse.context(page, limit)
+    values.update(_sidebar(site, browse, values, picker))
     values["filters"].setdefault("budget_type", "")
     return await project_pages.render(
         request,
@@ -321,10 +371,12 @@ async def browse_services(
             query = await _query(session, browse, "service", limit, cursor)
             query.price_max = price_limit
             query.max_delivery_days = int(days) if days else None
-            services = await _search(session, site, browse, query, viewer)
+            found = await _search(session, site, browse, query)
+            services = await load(site, session, "service", found, viewer)
             browse.items = [service_pages.card(service, browse.names) for service in services]
         picker = await skill_names(session, site)
     values = browse.context(page, limit)
+    values.update(_sidebar(site, browse, values, picker))
     values["filters"].setdefault("max_price", "")
     values["filters"].setdefault("max_delivery_days", "")
     return await service_pages.render(

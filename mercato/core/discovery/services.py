@@ -1,6 +1,7 @@
 """Finding things: ask the search backend, then load what it found through the domains, which
 check again who may see each object (an index is never the last word on access). The search
-API and the theme's browse pages both go through :func:`find`."""
+API goes through :func:`find`; the theme's services page uses :func:`load`, and its projects
+page draws its cards from the projects' short columns (``discovery.pages``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mercato.core.listings.models import Listing
 from mercato.core.listings.services import ListingService
 from mercato.core.projects.models import Project
 from mercato.core.projects.services import ProjectService
-from mercato.core.search import SearchQuery, SearchResults
+from mercato.core.search import Kind, SearchQuery, SearchResults
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,40 +31,40 @@ async def find(
     backend's answer (total, facets, next cursor). ``files=False``: projects come without
     their attachments (cards do not show them). ``ValueError`` for a bad cursor."""
     found = await site.plugins.search_backend(site).search(query, session=session)
-    if not found.ids:
-        return [], found
-    if query.kind == "project":
+    return await load(site, session, query.kind, found.ids, viewer, files=files), found
+
+
+async def load(
+    site: Site, session: AsyncSession, kind: Kind, ids: list[uuid.UUID], viewer: uuid.UUID | None,
+    *, files: bool = True,
+) -> list[Any]:
+    """The objects of ``kind`` with ``ids`` that ``viewer`` may see, in that order."""
+    if not ids:
+        return []
+    if kind == "project":
         projects = ProjectService(site)
         with_clients = (
             select(Project, User.display_name)
             .outerjoin(User, User.id == Project.client_id)
-            .where(Project.id.in_(found.ids))
+            .where(Project.id.in_(ids))
         )
         loaded = (await session.execute(with_clients)).all()
         by_id = {project.id: project for project, _ in loaded}
         names = {project.client_id: name for project, name in loaded if name is not None}
-        visible = [
-            by_id[i] for i in found.ids if i in by_id and await projects.can_view(session, by_id[i], viewer)
-        ]
-        return await projects.outs(session, visible, viewer, files=files, client_names=names), found
-    if query.kind == "service":
+        visible = [by_id[i] for i in ids if i in by_id and await projects.can_view(session, by_id[i], viewer)]
+        return await projects.outs(session, visible, viewer, files=files, client_names=names)
+    if kind == "service":
         listings = ListingService(site)
-        rows = {
-            x.id: x
-            for x in (await session.execute(select(Listing).where(Listing.id.in_(found.ids)))).scalars()
-        }
+        rows = {x.id: x for x in (await session.scalars(select(Listing).where(Listing.id.in_(ids))))}
         owners = {x.developer_id for x in rows.values()}
         # Held here, so ``can_view``'s ``session.get`` finds them in the identity map.
         _developers = list((await session.execute(select(User).where(User.id.in_(owners)))).scalars())
-        shown = [
-            rows[i] for i in found.ids if i in rows and await listings.can_view(session, rows[i], viewer)
-        ]
-        return await listings.outs(session, shown, viewer), found
-    users = {u.id: u for u in (await session.execute(select(User).where(User.id.in_(found.ids)))).scalars()}
+        shown = [rows[i] for i in ids if i in rows and await listings.can_view(session, rows[i], viewer)]
+        return await listings.outs(session, shown, viewer)
+    users = {u.id: u for u in (await session.execute(select(User).where(User.id.in_(ids)))).scalars()}
     profiles = ProfileService(site)
-    people = [
+    return [
         await profiles.public_user(session, users[i])
-        for i in found.ids
+        for i in ids
         if i in users and users[i].status == UserStatus.ACTIVE
     ]
-    return people, found

@@ -4,7 +4,7 @@ may see what. The only place that changes projects; proposals live in ``proposal
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from sqlalchemy import exists, select
@@ -30,10 +30,27 @@ from mercato.core.projects.models import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from mercato.core.site import Site
+
+
+class Viewable(Protocol):
+    """What deciding who may see a project reads: a :class:`Project`, or a row of these columns."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def client_id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def visibility(self) -> str: ...
+    @property
+    def published_at(self) -> datetime | None: ...
+
 
 MAX_BUDGET_SPREAD = 100
 """A budget's maximum may be at most this many times its minimum."""
@@ -61,7 +78,7 @@ class ProjectService:
         self.profiles = ProfileService(site)
 
     # -- who may see and do what -------------------------------------------------
-    async def can_view(self, session: AsyncSession, project: Project, user_id: uuid.UUID | None) -> bool:
+    async def can_view(self, session: AsyncSession, project: Viewable, user_id: uuid.UUID | None) -> bool:
         """Drafts: the owner. Invite-only: the owner, invited developers and bidders.
         Everything else that was ever published: anyone."""
         if user_id is not None and project.client_id == user_id:
