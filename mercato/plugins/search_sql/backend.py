@@ -336,7 +336,7 @@ class SqlSearchBackend:
         stmt = stmt.on_conflict_do_update(
             index_elements=[DOCS.c.kind, DOCS.c.id], set_={name: stmt.excluded[name] for name in updated}
         )
-        params = [{**row, "w_title": row["title"], "w_skills": _fts_skills(row["skills"]),
+        params = [{**_stored(row), "w_title": row["title"], "w_skills": _fts_skills(row["skills"]),
                    "w_text": row["text"]} for row in rows]
         await session.execute(stmt, params)
 
@@ -365,7 +365,7 @@ class SqlSearchBackend:
         stmt = stmt.on_conflict_do_update(
             index_elements=[DOCS.c.kind, DOCS.c.id], set_={name: stmt.excluded[name] for name in updated}
         )
-        await session.execute(stmt, rows)
+        await session.execute(stmt, [_stored(row) for row in rows])
 
     async def _next_fts_rowid(self, session: AsyncSession) -> int:
         mapped = await session.scalar(select(func.max(DOCS.c.fts_rowid)))
@@ -492,6 +492,11 @@ def _row(doc: SearchDocument) -> dict[str, Any]:
     }
 
 
+def _stored(row: dict[str, Any]) -> dict[str, Any]:
+    """What ``search_documents`` keeps of a :func:`_row`: all but the body text."""
+    return {key: value for key, value in row.items() if key != "text"}
+
+
 def _fts_skills(skills: list[str]) -> str:
     """Skills as words for full text (``react-native`` → ``react native``)."""
     return " ".join(skill.replace("-", " ") for skill in skills)
@@ -567,16 +572,21 @@ async def _page(session: AsyncSession, plan: _Plan, key: _Key, after: tuple[Mode
     all matches: counted by a window over the same scan, or by an uncorrelated subquery that
     the database runs once. 0 when the page is empty."""
     columns: list[ColumnElement[Any]] = [DOCS.c.id, *(expr for expr, _ in key.parts)]
-    if count == "window":
-        columns.append(func.count().over())
-    else:  # correlate(None): the subquery reads the table afresh, not the outer query's row
-        columns.append(
-            select(func.count()).select_from(plan.source).where(*plan.conditions).correlate(None).scalar_subquery()
-        )
-    stmt = select(*columns).select_from(plan.source).where(*plan.conditions)
+    matching = select(*columns).select_from(plan.source).where(*plan.conditions)
     if after is not None:
-        stmt = stmt.where(key.after(after[1]))
-    rows = list((await session.execute(stmt.order_by(*key.order_by()).limit(limit + 1))).all())
+        matching = matching.where(key.after(after[1]))
+    if count == "window":
+        # Sort keys (the rank) in a subquery, the window around it: it then holds narrow rows,
+        # not whole documents with their tsvectors, which spilled to disk past a few thousand
+        # matches. OFFSET 0 keeps PostgreSQL from merging the two back into one.
+        labelled = matching.with_only_columns(*(column.label(f"k{i}") for i, column in enumerate(columns)))
+        matches = labelled.offset(0).subquery("matches")
+        parts = [(matches.c[f"k{i}"], descending) for i, (_, descending) in enumerate(key.parts, 1)]
+        stmt = select(*matches.c, func.count().over()).order_by(*_Key(key.tag, parts).order_by())
+    else:  # correlate(None): the subquery reads the table afresh, not the outer query's row
+        total = select(func.count()).select_from(plan.source).where(*plan.conditions).correlate(None)
+        stmt = matching.add_columns(total.scalar_subquery()).order_by(*key.order_by())
+    rows = list((await session.execute(stmt.limit(limit + 1))).all())
     return rows, (int(rows[0][-1]) if rows else 0)
 
 

@@ -12,6 +12,9 @@ One row per findable thing (``kind`` + ``id``), flattened from a
 * ``fts_rowid`` (SQLite): the row of the FTS5 table ``search_fts`` holding this document's
   words; NULL on PostgreSQL, where its unique index is likewise partial and empty.
 
+A document's body text is not kept here: it goes into ``tsv`` or ``search_fts`` only, and
+the rows stay narrow (a search reads one row per match).
+
 ``search_fts`` itself (SQLite) is not a model: the migration creates it, and the schema
 comparison ignores it like any table no plugin registers.
 """
@@ -52,7 +55,6 @@ class SearchEntry(Base):
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
-    text: Mapped[str] = mapped_column(Text)
     skills: Mapped[list[str]] = mapped_column(SKILLS_TYPE)
     """Skill slugs, each once (facets)."""
     skills_text: Mapped[str] = mapped_column(Text)
