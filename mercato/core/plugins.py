@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.core.accounts.plugin",
     "mercato.core.catalog.plugin",
     "mercato.core.contracts.plugin",
+    "mercato.core.ledger.plugin",
     "mercato.core.projects.plugin",
     "mercato.core.listings.plugin",
     "mercato.core.discovery.plugin",

@@ -1,0 +1,1 @@
+"""The escrow ledger: double-entry accounts, immutable transactions, balances from entries."""
