@@ -29,7 +29,7 @@ from mercato.core.accounts.models import AuthSession
 from mercato.core.db import utcnow
 from mercato.core.ratelimit import RateLimiter
 from mercato.core.security.tokens import TokenSigner
-from mercato.core.tasks import stop_task
+from mercato.core.tasks import Units, stop_task
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -93,6 +93,7 @@ class AccountsRuntime:
         self.revoked = RevocationList()
         self._last_poll = utcnow()
         self._task: asyncio.Task[None] | None = None
+        self._units = Units()
         self._subscription: Any = None
         self._mails: set[asyncio.Task[None]] = set()
         site.db.on_commit(self._after_commit)
@@ -158,6 +159,7 @@ class AccountsRuntime:
     async def stop(self) -> None:
         if self._task is not None:
             await stop_task(self._task)
+        await self._units.drain()
         if self._subscription is not None:
             with contextlib.suppress(Exception):
                 await self._subscription.unsubscribe()
@@ -176,10 +178,10 @@ class AccountsRuntime:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 if not ready:
-                    await self._prepare()
+                    await self._units.run(self._prepare())
                     ready = True
                     continue
-                await self._poll(since=self._last_poll - timedelta(seconds=POLL_SECONDS * 2))
+                await self._units.run(self._poll(since=self._last_poll - timedelta(seconds=POLL_SECONDS * 2)))
             except Exception:
                 log.exception("reading session revocations failed; retrying")
 

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mercato.core.events.models import ProcessedEvent
 from mercato.core.events.types import Event, EventHandler
-from mercato.core.tasks import stop_task
+from mercato.core.tasks import Units, stop_task
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -67,6 +67,7 @@ class EventConsumers:
         self.backoff = backoff or [1.0]
         self.ack_wait = ack_wait
         self._tasks: list[asyncio.Task[None]] = []
+        self._units = Units()
 
     async def start(self) -> None:
         """Create (or update) the durable consumers and start pulling."""
@@ -81,6 +82,7 @@ class EventConsumers:
     async def stop(self) -> None:
         await asyncio.gather(*(stop_task(task) for task in self._tasks))
         self._tasks.clear()
+        await self._units.drain()
 
     async def _subscribe(self, handler: EventHandler, pattern: str, name: str) -> object:
         config = ConsumerConfig(
@@ -120,15 +122,19 @@ class EventConsumers:
                             error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 continue
-            batch = []
-            for message in messages:
-                event = await self._decode(message, name)
-                if event is not None:
-                    batch.append((message, event))
-            if len(batch) > 1 and await self._deliver_batch(handler, batch):
-                continue
-            for message, event in batch:
-                await self._deliver(handler, message, event)
+            await self._units.run(self._handle(handler, messages, name))
+
+    async def _handle(self, handler: EventHandler, messages: list[Msg], name: str) -> None:
+        """One fetched batch, handled whole even when the consumers stop meanwhile."""
+        batch = []
+        for message in messages:
+            event = await self._decode(message, name)
+            if event is not None:
+                batch.append((message, event))
+        if len(batch) > 1 and await self._deliver_batch(handler, batch):
+            return
+        for message, event in batch:
+            await self._deliver(handler, message, event)
 
     async def _decode(self, message: Msg, name: str) -> Event | None:
         try:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mercato.core.db import utcnow
 from mercato.core.events.models import OutboxEvent, ProcessedEvent
-from mercato.core.tasks import stop_task
+from mercato.core.tasks import Units, stop_task
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
@@ -54,6 +54,7 @@ class OutboxRelay:
         self.sweep_seconds = sweep_seconds
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._units = Units()
         self.published = 0
         self.keep_markers = timedelta(days=keep_markers_days)
         self._next_prune = 0.0
@@ -69,6 +70,7 @@ class OutboxRelay:
         if self._task is not None:
             await stop_task(self._task)
             self._task = None
+        await self._units.drain()
 
     async def _run(self) -> None:
         failures = 0
@@ -82,9 +84,7 @@ class OutboxRelay:
                     await self._wakeup.wait()
             self._wakeup.clear()
             try:
-                while await self.publish_pending() == self.batch_size:
-                    pass
-                await self._prune_markers()
+                await self._units.run(self._round())
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -96,6 +96,12 @@ class OutboxRelay:
             except Exception:
                 failures += 1
                 log.exception("outbox relay round failed; retrying", failures=failures)
+
+    async def _round(self) -> None:
+        """Publish everything pending, then prune old markers: run whole even when stopping."""
+        while await self.publish_pending() == self.batch_size:
+            pass
+        await self._prune_markers()
 
     async def _prune_markers(self) -> None:
         """Hourly: forget processed-event markers older than anything JetStream still keeps."""
