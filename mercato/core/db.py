@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, Uuid, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -77,6 +78,11 @@ class Timestamps:
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def conflict_insert(dialect: str) -> Callable[..., Any]:
+    """The dialect's ``insert``, which has ``ON CONFLICT`` (PostgreSQL and SQLite alike)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def is_sqlite(url: str) -> bool:

@@ -24,10 +24,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from litestar.exceptions import HTTPException
 from sqlalchemy import Integer, String, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mercato.core.db import Base, Database, utcnow
+from mercato.core.db import Base, Database, conflict_insert, utcnow
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -132,7 +131,7 @@ class RateLimiter:
             raise ValueError(f"bucket name too long: {bucket!r}")
         expires_at = now + timedelta(seconds=start + window_seconds - timestamp)
 
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        insert = conflict_insert(self._dialect)
         counter = RateLimitCounter
         statement = (
             insert(counter)

@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from litestar.exceptions import ClientException
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from mercato.core.db import utcnow
+from mercato.core.db import conflict_insert, utcnow
 from mercato.core.ledger.models import GUARDED, LedgerAccount, LedgerEntry, LedgerTransaction, Purpose
 
 if TYPE_CHECKING:
@@ -226,10 +225,9 @@ class Ledger:
         known = {tuple(row) for row in await session.execute(named.where(columns.in_(names)))}
         missing = [name for name in names if name not in known]
         if missing:
-            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
             now = utcnow()
             await session.execute(
-                dialect.insert(LedgerAccount)
+                conflict_insert(session.get_bind().dialect.name)(LedgerAccount)
                 .values([{"id": uuid.uuid4(), "owner": owner, "purpose": purpose, "currency": currency,
                           "balance": 0, "created_at": now} for owner, purpose, currency in missing])
                 .on_conflict_do_nothing(index_elements=["owner", "purpose", "currency"])
