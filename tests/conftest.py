@@ -28,6 +28,7 @@ from mercato.core.events.embedded import EmbeddedNats
 from mercato.core.logging import configure_logging
 from mercato.core.settings import Settings, load_settings
 from mercato.core.site import Site
+from tests import signature_cache
 
 TEST_DATABASE_URL = os.environ.get("MERCATO_TEST_DATABASE_URL", "")
 TEST_NATS_URL = os.environ.get("MERCATO_TEST_NATS_URL", "")
@@ -43,6 +44,7 @@ CORE_HEAD = "0008"
 def pytest_configure(config: pytest.Config) -> None:
     # Route structlog through the standard library so caplog sees mercato's log lines.
     configure_logging("INFO", "console")
+    signature_cache.install()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -104,10 +104,6 @@ class Apps:
         return App(client, site)
 
     async def close(self) -> None:
-        # Let the outbox relay go back to sleep before the app stops: on Python 3.11 a relay woken
-        # by the last commit and cancelled in the same loop iteration swallows the cancellation
-        # (asyncio.wait_for, mercato/core/events/relay.py) and shutdown then waits forever.
-        await asyncio.sleep(0.2)
         opened, self.opened = self.opened, []
         for client, _ in reversed(opened):
             await client.__aexit__(None, None, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
 import uuid
 import zoneinfo
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from mercato.core.storage import Storage
 
 SKILLS_FILE = Path(__file__).with_name("skills.toml")
+
+_zones = functools.cache(zoneinfo.available_timezones)
+"""The IANA zone names, read once: listing them walks the tz database on disk."""
 MAX_PORTFOLIO_ITEMS = 50
 MAX_PORTFOLIO_IMAGES = 8
 
@@ -183,7 +187,7 @@ class ProfileService:
             profile.location = _clean_text(changes.location)
         if changes.timezone is not None:
             zone = changes.timezone.strip()
-            if zone and zone not in zoneinfo.available_timezones():
+            if zone and zone not in _zones():
                 raise field_error("timezone", "Pick a time zone such as Europe/Lisbon or America/New_York.")
             profile.timezone = zone
         if changes.languages is not None:

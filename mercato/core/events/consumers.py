@@ -13,8 +13,9 @@ them fails, the batch is rolled back and handled event by event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import nats.errors
@@ -67,6 +68,7 @@ class EventConsumers:
         self.backoff = backoff or [1.0]
         self.ack_wait = ack_wait
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscriptions: list[Any] = []
         self._units = Units()
 
     async def start(self) -> None:
@@ -75,6 +77,7 @@ class EventConsumers:
             for pattern in handler.events:
                 name = durable_name(handler.id, pattern)
                 sub = await self._subscribe(handler, pattern, name)
+                self._subscriptions.append(sub)
                 self._tasks.append(
                     asyncio.create_task(self._pull(handler, sub, name), name=f"consumer:{name}")
                 )
@@ -83,6 +86,13 @@ class EventConsumers:
         await asyncio.gather(*(stop_task(task) for task in self._tasks))
         self._tasks.clear()
         await self._units.drain()
+        # A fetch cancelled as messages arrive leaves them in the subscription's queue, and
+        # draining the connection would wait for that queue until its timeout. Unhandled
+        # messages are redelivered after ack_wait.
+        for sub in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subscriptions.clear()
 
     async def _subscribe(self, handler: EventHandler, pattern: str, name: str) -> object:
         config = ConsumerConfig(
