@@ -31,10 +31,13 @@ if TYPE_CHECKING:
 
     from mercato.core.events import EventHandler
     from mercato.core.navigation import NavItem
+    from mercato.core.payments.fees import FeePolicy
+    from mercato.core.payments.gateways import PaymentGateway
     from mercato.core.search import SearchBackend
     from mercato.core.security.providers import AuthProvider
     from mercato.core.site import Site
     from mercato.core.storage import Storage
+    from mercato.core.timers import TimerHandler
 
 hookspec = pluggy.HookspecMarker("mercato")
 
@@ -139,6 +142,14 @@ def register_event_handlers(site: Site) -> Iterable[EventHandler]:
 
 
 @hookspec
+def register_timer_handlers(site: Site) -> Iterable[TimerHandler]:
+    """Return :class:`~mercato.core.timers.TimerHandler` objects: what runs timers of a kind
+    when they fall due (``mercato.core.timers.schedule`` sets one). A handler runs inside the
+    transaction that deletes its timer, on exactly one instance; it must do nothing when the
+    work is already done or no longer applies. Since 0.1."""
+
+
+@hookspec
 def register_auth_providers(site: Site) -> Iterable[AuthProvider]:
     """Return :class:`~mercato.core.security.providers.AuthProvider` objects for external
     log-in (OAuth2 / OpenID Connect). Each appears on the log-in page and in
@@ -157,6 +168,26 @@ def get_search_backend(site: Site) -> SearchBackend | None:
     """Return the :class:`~mercato.core.search.SearchBackend` that indexes and searches
     projects, services and developers. ``firstresult``; the built-in ``search_sql`` answers
     last. Keep one backend object per site. Since 0.1."""
+
+
+# ---------------------------------------------------------------------------
+# Money
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_payment_gateways(site: Site) -> Iterable[PaymentGateway]:
+    """Return :class:`~mercato.core.payments.gateways.PaymentGateway` objects that charge
+    clients, refund them and pay developers out. Each has a unique ``id``; requests name the
+    gateway they use (``[payments] default_gateway`` when they name none). The built-in
+    ``sandbox_payments`` registers ``sandbox``. Since 0.1."""
+
+
+@hookspec(firstresult=True)
+def get_fee_policy(site: Site) -> FeePolicy | None:
+    """Return the :class:`~mercato.core.payments.fees.FeePolicy` that sets the platform's fee
+    on each release and the client's fee on each funding. ``firstresult``; the built-in policy
+    (percentages from ``[payments]``) answers last. Since 0.1."""
 
 
 # ---------------------------------------------------------------------------

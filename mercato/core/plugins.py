@@ -35,6 +35,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.core.catalog.plugin",
     "mercato.core.contracts.plugin",
     "mercato.core.ledger.plugin",
+    "mercato.core.payments.plugin",
+    "mercato.core.timers.plugin",
     "mercato.core.projects.plugin",
     "mercato.core.listings.plugin",
     "mercato.core.discovery.plugin",
@@ -275,6 +277,19 @@ class Plugins:
 
     def auth_providers(self, site: Any) -> list[Any]:
         return self._collect(self._call("register_auth_providers", site=site))
+
+    def timer_handlers(self, site: Any) -> list[Any]:
+        return self._collect(self._call("register_timer_handlers", site=site))
+
+    def payment_gateways(self, site: Any) -> list[Any]:
+        return self._collect(self._call("register_payment_gateways", site=site))
+
+    def fee_policy(self, site: Any) -> Any:
+        """The fee policy of the first plugin that answers ``get_fee_policy``."""
+        policy = self.pm.hook.get_fee_policy(site=site)
+        if policy is None:
+            raise PluginError("no plugin provides `get_fee_policy`: enable the built-in `payments`")
+        return policy
 
     def storage(self, site: Any) -> Any:
         """The storage of the first plugin that answers ``get_storage``."""

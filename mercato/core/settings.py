@@ -179,6 +179,25 @@ class UploadsSettings(_Section):
     """Largest file attached to a project or a proposal, in bytes (larger: 413)."""
 
 
+class PaymentsSettings(_Section):
+    """``[payments]``: fees, holds and timers of contracts, milestones and payouts."""
+
+    developer_fee_percent: Annotated[float, msgspec.Meta(ge=0, le=50)] = 10.0
+    """The platform's fee on each release, taken from what the developer receives."""
+    client_fee_percent: Annotated[float, msgspec.Meta(ge=0, le=50)] = 0.0
+    """A fee the client pays on top of each milestone when funding it (0: none)."""
+    auto_approve_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 14
+    """A submitted milestone the client neither approves nor sends back is approved after this."""
+    payout_hold_days: Annotated[int, msgspec.Meta(ge=0, le=90)] = 5
+    """Released money stays pending this long before the developer can pay it out."""
+    min_payout: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    """The smallest payout, in minor units of its currency (1000 is $10.00)."""
+    default_gateway: str = "sandbox"
+    """The payment gateway used when a request names none (``mercato plugins`` lists them)."""
+    idempotency_key_hours: Annotated[int, msgspec.Meta(ge=24)] = 24
+    """How long an ``Idempotency-Key`` and its stored response are kept."""
+
+
 class PluginsSettings(_Section):
     """``[plugins]``: which plugins run; ``[plugins.<id>]`` tables configure one each."""
 
@@ -202,6 +221,7 @@ class Settings(_Section):
     accounts: AccountsSettings = msgspec.field(default_factory=AccountsSettings)
     mail: MailSettings = msgspec.field(default_factory=MailSettings)
     uploads: UploadsSettings = msgspec.field(default_factory=UploadsSettings)
+    payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
     plugins: PluginsSettings = msgspec.field(default_factory=PluginsSettings)
     site_dir: str = "."
     """The folder holding ``mercato.toml``; relative paths are resolved against it. Not a TOML key."""

@@ -13,8 +13,10 @@ import structlog
 from mercato.core.db import Database
 from mercato.core.events.backbone import EventBackbone
 from mercato.core.mail import Mailer
+from mercato.core.payments.gateways import Gateways
 from mercato.core.plugins import Plugins, build_plugin_manager
 from mercato.core.templating import Templates
+from mercato.core.timers.services import Sweeper
 
 if TYPE_CHECKING:
     from mercato.core.settings import Settings
@@ -36,6 +38,8 @@ class Site:
         self.events = EventBackbone(settings, self.db)
         self.templates = Templates(self)
         self.mail = Mailer(self)
+        self.timers = Sweeper(self.db, self.plugins.timer_handlers(self))
+        self._gateways: Gateways | None = None
         self.state: dict[str, Any] = {}
         """Per-site objects plugins keep between calls, keyed by plugin id."""
         self.started = False
@@ -44,6 +48,13 @@ class Site:
     @property
     def name(self) -> str:
         return self.settings.site.name
+
+    @property
+    def gateways(self) -> Gateways:
+        """The payment gateways plugins register, by id (built on first use)."""
+        if self._gateways is None:
+            self._gateways = Gateways(self.plugins.payment_gateways(self))
+        return self._gateways
 
     def plugin_settings(self, plugin_id: str) -> Any:
         """The validated ``[plugins.<plugin_id>]`` Struct (see ``register_settings``)."""
@@ -83,10 +94,12 @@ class Site:
         if background is None:
             background = self.settings.worker.in_web
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        self.gateways  # noqa: B018 - two plugins claiming one gateway id stop startup here
         await asyncio.to_thread(self._revisions)  # parse revision files once, off the request path
         await self.events.connect()
         if background:
             await self.events.start_background(self.plugins.event_handlers(self))
+            self.timers.start()
         await self.plugins.on_startup(self)
         self.started = True
         log.info("site started", site=self.name, background=background,
@@ -94,6 +107,7 @@ class Site:
 
     async def shutdown(self) -> None:
         await self.plugins.on_shutdown(self)
+        await self.timers.stop()
         await self.events.close()
         await self.db.dispose()
         self.started = False

@@ -74,6 +74,15 @@ dev_mailbox = {dev_mailbox}
 [uploads]
 # max_image_bytes = 5242880
 
+[payments]
+# The platform's fee on each release, and an optional fee clients pay when funding.
+developer_fee_percent = 10.0
+client_fee_percent = 0.0
+# auto_approve_days = 14    # a submitted milestone is approved after this many days
+# payout_hold_days = 5      # released money is pending this long before payout
+# min_payout = 1000         # minor units (1000 is $10.00)
+# default_gateway = "sandbox"
+
 [logging]
 level = "INFO"
 # console, json, or auto (console on a terminal, JSON otherwise)

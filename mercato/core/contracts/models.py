@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mercato.core.db import Base, Timestamps, UTCDateTime, UUIDPrimaryKey
@@ -23,6 +23,8 @@ class ContractStatus(StrEnum):
 
 class MilestoneStatus(StrEnum):
     PENDING = "pending"
+    FUNDING = "funding"
+    """The client's payment is on its way (a gateway confirms it by webhook)."""
     FUNDED = "funded"
     SUBMITTED = "submitted"
     CHANGES_REQUESTED = "changes_requested"
@@ -69,6 +71,15 @@ class Milestone(UUIDPrimaryKey, Timestamps, Base):
     due_days: Mapped[int | None] = mapped_column(Integer, default=None)
     """Days after the contract starts; None when not agreed."""
     status: Mapped[str] = mapped_column(String(20), default=MilestoneStatus.PENDING)
+    released: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Minor units paid out of escrow to the developer so far (partial releases and approval)."""
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Minor units returned from escrow to the client."""
+    client_fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    """What the client paid on top when funding (the fee policy's client fee)."""
+    funded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 CONTRACT_MODELS: list[type[Base]] = [Contract, Milestone]

@@ -1,0 +1,1 @@
+"""Payments: fee policies, payment gateways, and the money flows of milestones."""

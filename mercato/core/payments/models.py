@@ -1,0 +1,62 @@
+"""What mercato asked of payment gateways, and what came of it."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mercato.core.db import Base, Timestamps, UUIDPrimaryKey
+
+
+class PaymentKind(StrEnum):
+    CHARGE = "charge"
+    """A client pays a milestone (plus any client fee) into escrow."""
+    REFUND = "refund"
+    """Money goes back to a client's payment method."""
+    PAYOUT = "payout"
+    """A developer's available balance goes to their payout method."""
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    """Asked; the gateway has not settled it yet."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Payment(UUIDPrimaryKey, Timestamps, Base):
+    """One operation at a gateway. ``reference`` is mercato's id for it, sent to the gateway, so
+    a retry or a webhook always finds the same row and settles it once."""
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_status_created_at", "status", "created_at"),)
+
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    gateway: Mapped[str] = mapped_column(String(40))
+    gateway_id: Mapped[str] = mapped_column(String(200), default="")
+    """The gateway's own id for the operation, once known."""
+    status: Mapped[str] = mapped_column(String(10), default=PaymentStatus.PENDING)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    """What the gateway moves, minor units (a charge includes the client fee)."""
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The client fee within a charge's amount, or its refunded share within a refund."""
+    currency: Mapped[str] = mapped_column(String(3))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    """Who pays (charge), is paid back (refund) or is paid out (payout)."""
+    contract_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contracts.id"), default=None, index=True
+    )
+    milestone_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("milestones.id"), default=None, index=True
+    )
+    charge_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"), default=None)
+    """The charge a refund gives back."""
+    message: Mapped[str] = mapped_column(String(300), default="")
+    """Why it failed, as the gateway put it."""
+
+
+PAYMENT_MODELS: list[type[Base]] = [Payment]

@@ -1,0 +1,21 @@
+"""Payments as a built-in plugin: the payments table and the built-in fee policy, which
+answers ``get_fee_policy`` last so that any other plugin's policy wins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mercato import hookimpl
+from mercato.core.payments.fees import FeePolicy, PercentageFees
+from mercato.core.payments.models import PAYMENT_MODELS
+from mercato.core.site import Site
+
+
+@hookimpl
+def register_models(site: Site) -> list[Any]:
+    return list(PAYMENT_MODELS)
+
+
+@hookimpl(trylast=True)
+def get_fee_policy(site: Site) -> FeePolicy:
+    return PercentageFees.from_settings(site.settings.payments)

@@ -1,0 +1,135 @@
+"""Scheduling timers, and the sweeper that runs them when due.
+
+A service schedules a timer in the same transaction as the change that needs it
+(:func:`schedule`), and cancels it the same way (:func:`cancel`). The sweeper claims due
+timers one at a time (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so instances never run the
+same timer) and calls the handler of its kind **in the transaction that deletes it**: the
+handler's work and the timer's end commit together, or neither does. A handler that raises is
+retried later with back-off; after :data:`MAX_ATTEMPTS` the timer stays, logged, for an
+operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import delete, select
+
+from mercato.core.db import conflict_insert, utcnow
+from mercato.core.tasks import Units, stop_task
+from mercato.core.timers.models import Timer
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from mercato.core.db import Database
+
+log = structlog.get_logger("mercato.timers")
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class TimerHandler:
+    """What runs timers of ``kind`` (from ``register_timer_handlers``)."""
+
+    kind: str
+    handle: Callable[[AsyncSession, Timer], Awaitable[None]]
+    """Called inside the transaction that deletes the timer."""
+
+
+async def schedule(
+    session: AsyncSession, kind: str, ref: str, due_at: datetime, data: dict[str, Any] | None = None
+) -> None:
+    """Run ``kind`` for ``ref`` at ``due_at``; an existing timer of that kind and ref moves to
+    the new moment."""
+    insert = conflict_insert(session.get_bind().dialect.name)(Timer).values(
+        id=uuid.uuid4(), kind=kind, ref=ref, due_at=due_at, data=data or {}, attempts=0,
+        last_error="", created_at=utcnow(),
+    )
+    await session.execute(insert.on_conflict_do_update(
+        index_elements=["kind", "ref"],
+        set_={"due_at": insert.excluded.due_at, "data": insert.excluded.data, "attempts": 0},
+    ))
+
+
+async def cancel(session: AsyncSession, kind: str, ref: str) -> None:
+    await session.execute(delete(Timer).where(Timer.kind == kind, Timer.ref == ref))
+
+
+class Sweeper:
+    """Runs due timers in the background (one per process that does background work)."""
+
+    def __init__(self, db: Database, handlers: list[TimerHandler], *, interval: float = 5.0) -> None:
+        self.db = db
+        self.handlers = {handler.kind: handler for handler in handlers}
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._units = Units()
+        self._wakeup = asyncio.Event()
+
+    def start(self) -> None:
+        if self.handlers and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="timers")
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await stop_task(self._task)
+            self._task = None
+        await self._units.drain()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self._units.run(self.run_one()):
+                    pass
+            except Exception as exc:
+                log.warning("timer sweep failed; retrying", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+
+    async def run_due(self, now: datetime | None = None) -> int:
+        """Run every timer due by ``now``; how many ran (for tests and ``mercato`` commands)."""
+        count = 0
+        while await self.run_one(now):
+            count += 1
+        return count
+
+    async def run_one(self, now: datetime | None = None) -> bool:
+        """Claim and run one due timer; False when none is due."""
+        now = now or utcnow()
+        async with self.db.transaction() as session:
+            query = (
+                select(Timer)
+                .where(Timer.due_at <= now, Timer.kind.in_(self.handlers), Timer.attempts < MAX_ATTEMPTS)
+                .order_by(Timer.due_at)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            timer = await session.scalar(query)
+            if timer is None:
+                return False
+            try:
+                async with session.begin_nested():
+                    await self.handlers[timer.kind].handle(session, timer)
+            except Exception as exc:
+                timer.attempts += 1
+                timer.last_error = repr(exc)[:500]
+                timer.due_at = now + timedelta(seconds=min(30 * 2**timer.attempts, 6 * 3600))
+                log.warning("timer failed", kind=timer.kind, ref=timer.ref, attempts=timer.attempts,
+                            error=repr(exc))
+                return True
+            await session.delete(timer)
+        return True
