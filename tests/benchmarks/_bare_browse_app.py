@@ -46,6 +46,9 @@ class BareSpec:
     """Query string (``""`` for none) → the page."""
 
 
+SERVER_SETTINGS = {"jit": "off", "plan_cache_mode": "force_custom_plan"}
+"""The session settings mercato's PostgreSQL connections have (``mercato.core.db``)."""
+
 class Connections:
     """A fixed set of driver connections, handed out one request at a time."""
 
@@ -67,7 +70,7 @@ class Connections:
                 import asyncpg
 
                 dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-                conn = await asyncpg.connect(dsn, server_settings={"jit": "off"})  # as mercato's
+                conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)  # as mercato's
             self.all.append(conn)
             self.idle.put_nowait(conn)
 
