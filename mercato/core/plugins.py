@@ -48,6 +48,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.google_auth",
     "mercato.plugins.oidc_auth",
     "mercato.plugins.search_sql",
+    "mercato.plugins.sandbox_payments",
 )
 """Module names of the built-in plugins, in registration order."""
 

@@ -17,3 +17,53 @@ class ContractCreated(EventPayload, frozen=True):
     origin_id: uuid.UUID
     currency: str
     total: int
+
+
+class _MilestoneEvent(EventPayload, frozen=True):
+    milestone_id: uuid.UUID
+    contract_id: uuid.UUID
+    client_id: uuid.UUID
+    developer_id: uuid.UUID
+    amount: int
+    currency: str
+
+
+class MilestoneFunded(_MilestoneEvent, frozen=True):
+    event_type: ClassVar[str] = "milestone.funded"
+    client_fee: int
+
+
+class MilestoneFundingFailed(_MilestoneEvent, frozen=True):
+    event_type: ClassVar[str] = "milestone.funding_failed"
+    message: str
+
+
+class MilestoneSubmitted(_MilestoneEvent, frozen=True):
+    event_type: ClassVar[str] = "milestone.submitted"
+    note: str
+
+
+class MilestoneChangesRequested(_MilestoneEvent, frozen=True):
+    event_type: ClassVar[str] = "milestone.changes_requested"
+    message: str
+
+
+class MilestoneApproved(_MilestoneEvent, frozen=True):
+    event_type: ClassVar[str] = "milestone.approved"
+    automatic: bool
+    """True when ``auto_approve_days`` passed without the client's answer."""
+
+
+class MilestoneCancelled(_MilestoneEvent, frozen=True):
+    event_type: ClassVar[str] = "milestone.cancelled"
+    refunded: int
+    """Minor units returned from escrow to the client."""
+
+
+class PaymentReleased(_MilestoneEvent, frozen=True):
+    """Money left escrow for the developer: ``amount`` in all, ``fee`` of it to the platform."""
+
+    event_type: ClassVar[str] = "payment.released"
+    fee: int
+    available_at: str
+    """ISO 8601: when the developer can pay it out."""

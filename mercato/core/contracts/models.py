@@ -33,6 +33,10 @@ class MilestoneStatus(StrEnum):
     DISPUTED = "disputed"
 
 
+IN_ESCROW = frozenset({MilestoneStatus.FUNDED, MilestoneStatus.SUBMITTED, MilestoneStatus.CHANGES_REQUESTED})
+"""Milestone states in which its unreleased money is in escrow."""
+
+
 class Contract(UUIDPrimaryKey, Timestamps, Base):
     """An agreement between a client and a developer.
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mercato import hookimpl
+from mercato.core.contracts.milestones import MilestoneService
 from mercato.core.contracts.models import CONTRACT_MODELS
-from mercato.core.contracts.routes import ContractsController
+from mercato.core.contracts.routes import ContractsController, MilestonesController
 from mercato.core.site import Site
 
 
@@ -17,4 +18,10 @@ def register_models(site: Site) -> list[Any]:
 
 @hookimpl
 def register_routes(site: Site) -> list[Any]:
-    return [ContractsController]
+    return [ContractsController, MilestonesController]
+
+
+@hookimpl
+def register_timer_handlers(site: Site) -> list[Any]:
+    """Auto-approval of silent submissions, and the end of payout holds."""
+    return MilestoneService(site).timer_handlers()

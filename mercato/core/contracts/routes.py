@@ -1,19 +1,29 @@
-"""Reading contracts: each party sees its own, anyone else gets a 404."""
+"""Contracts and milestones: each party sees its own, anyone else gets a 404."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, get
+import structlog
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.exceptions import NotFoundException
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, JSONBody
 
 from mercato.core.accounts.routes import require_principal
 from mercato.core.contracts import schemas
-from mercato.core.contracts.services import ContractService
+from mercato.core.contracts.milestones import MilestoneService, PaymentFailed
+from mercato.core.contracts.models import Milestone
+from mercato.core.contracts.services import ContractService, milestone_out
+from mercato.core.errors import field_error
 from mercato.core.pagination import DEFAULT_LIMIT, Cursor, Limit
+from mercato.core.payments.gateways import ChargeRequest, GatewayError, UnknownGateway
+from mercato.core.payments.models import PaymentStatus
 from mercato.core.site import Site
+
+log = structlog.get_logger("mercato.payments")
 
 
 class ContractsController(Controller):
@@ -41,3 +51,101 @@ class ContractsController(Controller):
         async with site.db.reading() as session:
             contract = await service.party_contract(session, contract_id, principal.user_id)
             return await service.out(session, contract)
+
+
+class MilestonesController(Controller):
+    """Moving a milestone along: each action is for one party, 404 for anyone else, 409 when
+    the milestone's state does not allow it."""
+
+    path = "/api/v1/milestones"
+    tags = ["milestones"]
+
+    @post("/{milestone_id:uuid}/fund", status_code=200, summary="Pay a milestone into escrow (client)",
+          responses={402: ResponseSpec(None, description="The gateway declined the payment")})
+    async def fund(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
+                   data: JSONBody[schemas.FundIn], site: NamedDependency[Site]) -> schemas.MilestoneOut:
+        """Answers with the milestone ``funded``, or ``funding`` while the gateway has not yet
+        confirmed (its webhook settles it). A declined payment is a 402 and leaves the milestone
+        ``pending``."""
+        principal = require_principal(request)
+        try:
+            gateway = site.gateways.get(data.gateway or site.settings.payments.default_gateway)
+        except UnknownGateway as exc:
+            raise field_error("gateway", str(exc)) from None
+        service = MilestoneService(site)
+        async with site.db.transaction() as session:
+            payment = await service.begin_funding(session, milestone_id, principal.user_id, gateway.id)
+            charge = ChargeRequest(reference=payment.reference, amount=payment.amount,
+                                   currency=payment.currency, payment_method=data.payment_method,
+                                   description=f"Milestone {milestone_id}")
+        try:
+            result = await gateway.charge(charge)
+        except GatewayError as exc:  # unknown: the webhook or a later look settles it
+            log.warning("charge outcome unknown", gateway=gateway.id, reference=charge.reference,
+                        error=repr(exc))
+        else:
+            async with site.db.transaction() as session:
+                settled = await service.settle_charge(session, charge.reference, result.outcome,
+                                                      gateway_ref=result.gateway_id, message=result.message)
+            if settled is not None and settled.status == PaymentStatus.FAILED:
+                raise PaymentFailed(settled.message)
+        return await _milestone(site, milestone_id, principal.user_id)
+
+    @post("/{milestone_id:uuid}/submit", status_code=200, summary="Hand in the work (developer)")
+    async def submit(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
+                     data: JSONBody[schemas.SubmitIn], site: NamedDependency[Site]) -> schemas.MilestoneOut:
+        """The client then approves or asks for changes; without an answer the milestone is
+        approved after ``[payments] auto_approve_days``."""
+        principal = require_principal(request)
+        async with site.db.transaction() as session:
+            await MilestoneService(site).submit(session, milestone_id, principal.user_id, data.note)
+        return await _milestone(site, milestone_id, principal.user_id)
+
+    @post("/{milestone_id:uuid}/request-changes", status_code=200, summary="Send the work back (client)")
+    async def request_changes(
+        self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
+        data: JSONBody[schemas.ChangesIn], site: NamedDependency[Site],
+    ) -> schemas.MilestoneOut:
+        principal = require_principal(request)
+        async with site.db.transaction() as session:
+            await MilestoneService(site).request_changes(
+                session, milestone_id, principal.user_id, data.message
+            )
+        return await _milestone(site, milestone_id, principal.user_id)
+
+    @post("/{milestone_id:uuid}/approve", status_code=200, summary="Approve and pay the rest (client)")
+    async def approve(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
+                      site: NamedDependency[Site]) -> schemas.MilestoneOut:
+        """Releases what is left in escrow to the developer, less the platform's fee."""
+        principal = require_principal(request)
+        async with site.db.transaction() as session:
+            await MilestoneService(site).release(session, milestone_id, principal.user_id)
+        return await _milestone(site, milestone_id, principal.user_id)
+
+    @post("/{milestone_id:uuid}/release", status_code=200, summary="Pay part of the escrow now (client)")
+    async def release(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
+                      data: JSONBody[schemas.ReleaseIn], site: NamedDependency[Site]) -> schemas.MilestoneOut:
+        """Releasing all that is left approves the milestone."""
+        principal = require_principal(request)
+        async with site.db.transaction() as session:
+            await MilestoneService(site).release(session, milestone_id, principal.user_id, data.amount)
+        return await _milestone(site, milestone_id, principal.user_id)
+
+    @post("/{milestone_id:uuid}/cancel", status_code=200, summary="Cancel a milestone")
+    async def cancel(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
+                     site: NamedDependency[Site]) -> schemas.MilestoneOut:
+        """Either party cancels a milestone before it is funded. A funded one only the developer
+        cancels; its escrow goes back to the client."""
+        principal = require_principal(request)
+        async with site.db.transaction() as session:
+            await MilestoneService(site).cancel(session, milestone_id, principal.user_id)
+        return await _milestone(site, milestone_id, principal.user_id)
+
+
+async def _milestone(site: Site, milestone_id: uuid.UUID, user_id: uuid.UUID) -> schemas.MilestoneOut:
+    async with site.db.reading() as session:
+        milestone = await session.get(Milestone, milestone_id)
+        if milestone is None:
+            raise NotFoundException("No such milestone.")
+        contract = await ContractService().party_contract(session, milestone.contract_id, user_id)
+        return milestone_out(milestone, contract.currency)

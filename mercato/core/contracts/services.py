@@ -10,7 +10,7 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy import or_, select
 
 from mercato.core.contracts import events, schemas
-from mercato.core.contracts.models import Contract, Milestone
+from mercato.core.contracts.models import IN_ESCROW, Contract, Milestone
 from mercato.core.events import Event, emit
 from mercato.core.pagination import newest_first
 
@@ -26,6 +26,16 @@ class MilestonePlan:
     amount: int
     description: str = ""
     due_days: int | None = None
+
+
+def milestone_out(m: Milestone, currency: str) -> schemas.MilestoneOut:
+    return schemas.MilestoneOut(
+        id=m.id, contract_id=m.contract_id, position=m.position, title=m.title, description=m.description,
+        amount=m.amount, currency=currency, due_days=m.due_days, status=m.status, released=m.released,
+        refunded=m.refunded, in_escrow=m.amount - m.released - m.refunded if m.status in IN_ESCROW else 0,
+        client_fee=m.client_fee, funded_at=m.funded_at, submitted_at=m.submitted_at,
+        approved_at=m.approved_at,
+    )
 
 
 class ContractService:
@@ -115,18 +125,7 @@ class ContractService:
             hourly=contract.hourly,
             status=contract.status,
             created_at=contract.created_at,
-            milestones=[
-                schemas.MilestoneOut(
-                    id=m.id,
-                    position=m.position,
-                    title=m.title,
-                    description=m.description,
-                    amount=m.amount,
-                    due_days=m.due_days,
-                    status=m.status,
-                )
-                for m in rows
-            ],
+            milestones=[milestone_out(m, contract.currency) for m in rows],
         )
 
     async def list_for(

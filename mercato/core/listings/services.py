@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from sqlalchemy import exists, select
 
 from mercato.core.accounts.models import User, UserStatus
@@ -30,6 +30,7 @@ from mercato.core.listings.models import (
 )
 from mercato.core.markdown import render_markdown
 from mercato.core.pagination import newest_first
+from mercato.core.states import InvalidTransition, check_transition
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,20 +40,6 @@ if TYPE_CHECKING:
 EDITABLE = frozenset({ListingStatus.DRAFT, ListingStatus.PUBLISHED, ListingStatus.PAUSED})
 LIVE = frozenset({ListingStatus.PUBLISHED, ListingStatus.PAUSED})
 """Listings that were published and not archived: they must keep 1-3 valid packages."""
-
-
-class InvalidTransition(ClientException):
-    """409: the listing is not in a state that allows this."""
-
-    status_code = 409
-
-
-def check_transition(current: str, target: str, table: dict[str, frozenset[str]], what: str) -> None:
-    """409 unless ``table`` allows ``current`` → ``target``."""
-    if target not in table.get(current, frozenset()):
-        raise InvalidTransition(
-            f"This {what} is {current.replace('_', ' ')}; it cannot become {target.replace('_', ' ')}."
-        )
 
 
 def _squash(text: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
-from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from sqlalchemy import exists, select
 
 from mercato.core.accounts.models import User, UserStatus
@@ -27,6 +27,7 @@ from mercato.core.projects.models import (
     ProjectStatus,
     Proposal,
 )
+from mercato.core.states import InvalidTransition, check_transition
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,19 +55,6 @@ class Viewable(Protocol):
 
 MAX_BUDGET_SPREAD = 100
 """A budget's maximum may be at most this many times its minimum."""
-
-
-class InvalidTransition(ClientException):
-    """409: the object is not in a state that allows this."""
-
-    status_code = 409
-
-
-def check_transition(current: str, target: str, table: dict[str, frozenset[str]], what: str) -> None:
-    if target not in table.get(current, frozenset()):
-        raise InvalidTransition(
-            f"This {what} is {current.replace('_', ' ')}; it cannot become {target.replace('_', ' ')}."
-        )
 
 
 class ProjectService:

@@ -131,5 +131,6 @@ class Sweeper:
                 log.warning("timer failed", kind=timer.kind, ref=timer.ref, attempts=timer.attempts,
                             error=repr(exc))
                 return True
-            await session.delete(timer)
+            # By id, not the ORM object: the handler may have cancelled its own timer already.
+            await session.execute(delete(Timer).where(Timer.id == timer.id))
         return True

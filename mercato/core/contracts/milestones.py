@@ -1,0 +1,358 @@
+"""Milestones and their money: funding through a gateway, submitting work, asking for changes,
+releasing (in part or on approval), cancelling with a refund, and the timers that approve
+silent submissions and end payout holds.
+
+**Locks.** Every change locks the contract row, then the milestone row, then (when a payment is
+involved) the payment row, in that order, before reading their state: the same order for
+every writer, so two requests never wait on each other in a circle, and the second of two
+racing requests sees what the first did. Ledger postings come last (the ledger locks its
+accounts in its own order, after these rows).
+
+**Money.** Each movement is one :meth:`~mercato.core.ledger.services.Ledger.post` in the
+transaction that changes the milestone, with a key derived from the state it changes, so a
+retried request can never move money twice:
+
+* funding, when the gateway confirms the charge: gateway clearing → escrow (the milestone) and
+  platform revenue (the client fee);
+* release: escrow → the developer's *pending* balance, less the fee, which goes to platform
+  revenue; a timer moves it to *available* after ``payout_hold_days``;
+* cancelling a funded milestone: escrow (and the client fee's share) → the client's funding
+  balance, from which the gateway refund pays it back.
+
+Funding talks to a gateway, which must not happen inside a database transaction: the
+milestone becomes ``funding`` with a pending payment (committed), the gateway is asked, and
+its answer is settled in a second transaction (:meth:`MilestoneService.settle_charge`). A
+webhook or a retry that brings the same answer again changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from sqlalchemy import select
+
+from mercato.core.contracts import events
+from mercato.core.contracts.models import IN_ESCROW, Contract, ContractStatus, Milestone, MilestoneStatus
+from mercato.core.db import utcnow
+from mercato.core.events import Event, emit
+from mercato.core.ledger.models import Purpose
+from mercato.core.ledger.services import Account, Ledger, Leg
+from mercato.core.payments.fees import FeeContext, checked_fee
+from mercato.core.payments.gateways import Outcome
+from mercato.core.payments.models import Payment, PaymentKind, PaymentStatus
+from mercato.core.states import InvalidTransition, check_transition
+from mercato.core.timers import TimerHandler, cancel, schedule
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from mercato.core.site import Site
+    from mercato.core.timers.models import Timer
+
+M = MilestoneStatus
+
+MILESTONE_TRANSITIONS: dict[str, frozenset[str]] = {
+    M.PENDING: frozenset({M.FUNDING, M.CANCELLED}),
+    M.FUNDING: frozenset({M.FUNDED, M.PENDING}),
+    M.FUNDED: frozenset({M.SUBMITTED, M.APPROVED, M.CANCELLED, M.DISPUTED}),
+    M.SUBMITTED: frozenset({M.CHANGES_REQUESTED, M.APPROVED, M.DISPUTED}),
+    M.CHANGES_REQUESTED: frozenset({M.SUBMITTED, M.APPROVED, M.DISPUTED}),
+}
+"""Where each milestone state may go (``approved`` and ``cancelled`` are final)."""
+
+AUTO_APPROVE = "milestone.auto_approve"
+HOLD_END = "ledger.hold_end"
+MAX_NOTE = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    contract: Contract
+    milestone: Milestone
+
+    @property
+    def in_escrow(self) -> int:
+        """The milestone's money still in escrow."""
+        if self.milestone.status not in IN_ESCROW:
+            return 0
+        return self.milestone.amount - self.milestone.released - self.milestone.refunded
+
+
+class PaymentFailed(InvalidTransition):
+    """402: the gateway refused the payment; the message says why, in words for the payer."""
+
+    status_code = 402
+
+
+class MilestoneService:
+    """Milestones of one site: the only code that changes their state or their money."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.ledger = Ledger()
+        self.settings = site.settings.payments
+
+    # -- finding and locking -----------------------------------------------------------
+    async def lock(self, session: AsyncSession, milestone_id: uuid.UUID, user_id: uuid.UUID | None) -> Locked:
+        """The milestone and its contract, locked (contract first). 404 unless ``user_id`` is a
+        party (``None``: the system, for timers and webhooks)."""
+        milestone = await session.get(Milestone, milestone_id)
+        contract = await session.get(Contract, milestone.contract_id) if milestone is not None else None
+        if milestone is None or contract is None or (
+            user_id is not None and user_id not in (contract.client_id, contract.developer_id)
+        ):
+            raise NotFoundException("No such milestone.")
+        contract = (await session.scalars(
+            select(Contract).where(Contract.id == contract.id)
+            .with_for_update().execution_options(populate_existing=True)
+        )).one()
+        milestone = (await session.scalars(
+            select(Milestone).where(Milestone.id == milestone_id)
+            .with_for_update().execution_options(populate_existing=True)
+        )).one()
+        return Locked(contract, milestone)
+
+    @staticmethod
+    def _only(locked: Locked, user_id: uuid.UUID | None, role: str) -> None:
+        wanted = locked.contract.client_id if role == "client" else locked.contract.developer_id
+        if user_id is not None and user_id != wanted:
+            raise PermissionDeniedException(f"Only the contract's {role} can do that.")
+
+    @staticmethod
+    def _open(locked: Locked) -> None:
+        if locked.contract.status not in (ContractStatus.PENDING_FUNDING, ContractStatus.ACTIVE):
+            raise InvalidTransition(f"This contract is {locked.contract.status.replace('_', ' ')}.")
+
+    def _event(self, locked: Locked, payload_type: type[Any], actor_id: uuid.UUID | None,
+               session: AsyncSession, **extra: Any) -> None:
+        milestone, contract = locked.milestone, locked.contract
+        emit(session, Event.of(payload_type(
+            milestone_id=milestone.id, contract_id=contract.id, client_id=contract.client_id,
+            developer_id=contract.developer_id, amount=extra.pop("amount", milestone.amount),
+            currency=contract.currency, **extra,
+        ), actor_id=actor_id))
+
+    def _fee_context(self, locked: Locked, amount: int) -> FeeContext:
+        contract = locked.contract
+        return FeeContext(amount=amount, currency=contract.currency, contract_id=contract.id,
+                          client_id=contract.client_id, developer_id=contract.developer_id)
+
+    # -- funding -----------------------------------------------------------------------
+    async def begin_funding(
+        self, session: AsyncSession, milestone_id: uuid.UUID, client_id: uuid.UUID, gateway_id: str
+    ) -> Payment:
+        """Make the milestone ``funding`` with a pending charge for its amount plus the client
+        fee. Commit, then ask the gateway (``charge``), then :meth:`settle_charge`."""
+        locked = await self.lock(session, milestone_id, client_id)
+        self._only(locked, client_id, "client")
+        self._open(locked)
+        if locked.milestone.status == M.FUNDING:
+            raise InvalidTransition("A payment for this milestone is already on its way.")
+        check_transition(locked.milestone.status, M.FUNDING, MILESTONE_TRANSITIONS, "milestone")
+        gateway = self.site.gateways.get(gateway_id)
+        if locked.contract.currency not in gateway.currencies:
+            raise InvalidTransition(f"{gateway.name} does not take {locked.contract.currency}.")
+        policy = self.site.plugins.fee_policy(self.site)
+        amount = locked.milestone.amount
+        fee = checked_fee(policy.client_fee(self._fee_context(locked, amount)), amount, what="client fee")
+        payment = Payment(
+            id=uuid.uuid4(), reference=f"ch_{uuid.uuid4().hex}", kind=PaymentKind.CHARGE,
+            gateway=gateway.id, status=PaymentStatus.PENDING, amount=amount + fee, fee=fee,
+            currency=locked.contract.currency, user_id=client_id, contract_id=locked.contract.id,
+            milestone_id=locked.milestone.id,
+        )
+        session.add(payment)
+        locked.milestone.status = M.FUNDING
+        await session.flush()
+        return payment
+
+    async def settle_charge(
+        self, session: AsyncSession, reference: str, outcome: Outcome, *, gateway_ref: str = "",
+        message: str = "",
+    ) -> Payment | None:
+        """Apply a gateway's answer about a charge (idempotent: a settled payment stays as it is;
+        ``PENDING`` changes nothing). None when no such charge exists."""
+        found = await session.scalar(select(Payment).where(Payment.reference == reference))
+        if found is None or found.kind != PaymentKind.CHARGE or found.milestone_id is None:
+            return None
+        locked = await self.lock(session, found.milestone_id, None)
+        payment = (await session.scalars(
+            select(Payment).where(Payment.id == found.id)
+            .with_for_update().execution_options(populate_existing=True)
+        )).one()
+        if payment.status != PaymentStatus.PENDING or outcome == Outcome.PENDING:
+            if gateway_ref and not payment.gateway_id:
+                payment.gateway_id = gateway_ref
+            return payment
+        payment.gateway_id = gateway_ref or payment.gateway_id
+        milestone, contract = locked.milestone, locked.contract
+        if outcome == Outcome.FAILED:
+            payment.status = PaymentStatus.FAILED
+            payment.message = message[:300] or "The payment was declined."
+            if milestone.status == M.FUNDING:
+                milestone.status = M.PENDING
+                self._event(locked, events.MilestoneFundingFailed, None, session, message=payment.message)
+            return payment
+        payment.status = PaymentStatus.SUCCEEDED
+        escrowed = payment.amount - payment.fee
+        legs = [Leg(Account.gateway(payment.gateway, payment.currency), -payment.amount),
+                Leg(Account.escrow(contract.id, payment.currency), escrowed)]
+        if payment.fee:
+            legs.append(Leg(Account.revenue(payment.currency), payment.fee))
+        await self.ledger.post(session, key=f"charge:{payment.reference}", kind="funding", legs=legs,
+                               reference=self._reference(locked, payment=payment.id))
+        if milestone.status != M.FUNDING:
+            # Confirmed after the milestone moved on (say, a charge that was thought lost and
+            # paid for again): the money waits in escrow, and the ledger shows it; an admin
+            # refunds it. Never silently dropped.
+            return payment
+        milestone.status = M.FUNDED
+        milestone.client_fee = payment.fee
+        milestone.funded_at = utcnow()
+        if contract.status == ContractStatus.PENDING_FUNDING:
+            contract.status = ContractStatus.ACTIVE
+        self._event(locked, events.MilestoneFunded, contract.client_id, session, client_fee=payment.fee)
+        return payment
+
+    # -- work ----------------------------------------------------------------------------
+    async def submit(self, session: AsyncSession, milestone_id: uuid.UUID, developer_id: uuid.UUID,
+                     note: str) -> Locked:
+        locked = await self.lock(session, milestone_id, developer_id)
+        self._only(locked, developer_id, "developer")
+        self._open(locked)
+        check_transition(locked.milestone.status, M.SUBMITTED, MILESTONE_TRANSITIONS, "milestone")
+        now = utcnow()
+        locked.milestone.status = M.SUBMITTED
+        locked.milestone.submitted_at = now
+        await schedule(session, AUTO_APPROVE, str(milestone_id),
+                       now + timedelta(days=self.settings.auto_approve_days))
+        self._event(locked, events.MilestoneSubmitted, developer_id, session, note=note[:MAX_NOTE])
+        return locked
+
+    async def request_changes(self, session: AsyncSession, milestone_id: uuid.UUID, client_id: uuid.UUID,
+                              message: str) -> Locked:
+        locked = await self.lock(session, milestone_id, client_id)
+        self._only(locked, client_id, "client")
+        self._open(locked)
+        check_transition(locked.milestone.status, M.CHANGES_REQUESTED, MILESTONE_TRANSITIONS, "milestone")
+        locked.milestone.status = M.CHANGES_REQUESTED
+        await cancel(session, AUTO_APPROVE, str(milestone_id))
+        self._event(locked, events.MilestoneChangesRequested, client_id, session, message=message[:MAX_NOTE])
+        return locked
+
+    # -- releasing -----------------------------------------------------------------------
+    async def release(self, session: AsyncSession, milestone_id: uuid.UUID, client_id: uuid.UUID | None,
+                      amount: int | None = None) -> Locked:
+        """Pay ``amount`` of the escrowed money to the developer (all of it, approving the
+        milestone, when ``amount`` is None or the whole rest). ``client_id`` None: the
+        system (auto-approval)."""
+        locked = await self.lock(session, milestone_id, client_id)
+        self._only(locked, client_id, "client")
+        self._open(locked)
+        milestone = locked.milestone
+        rest = locked.in_escrow
+        if amount is None or amount == rest:
+            check_transition(milestone.status, M.APPROVED, MILESTONE_TRANSITIONS, "milestone")
+            amount = rest
+        elif milestone.status not in IN_ESCROW:
+            raise InvalidTransition(f"This milestone is {milestone.status.replace('_', ' ')}; "
+                                    "only money in escrow can be released.")
+        elif not 0 < amount < rest:
+            raise InvalidTransition(f"Release between 1 and {rest} minor units: that is what is in escrow.")
+        await self._pay_developer(session, locked, amount, client_id)
+        if milestone.released + milestone.refunded == milestone.amount:
+            milestone.status = M.APPROVED
+            milestone.approved_at = utcnow()
+            await cancel(session, AUTO_APPROVE, str(milestone.id))
+            self._event(locked, events.MilestoneApproved, client_id, session, automatic=client_id is None)
+        return locked
+
+    async def _pay_developer(self, session: AsyncSession, locked: Locked, amount: int,
+                             actor_id: uuid.UUID | None) -> None:
+        milestone, contract = locked.milestone, locked.contract
+        policy = self.site.plugins.fee_policy(self.site)
+        fee = checked_fee(policy.release_fee(self._fee_context(locked, amount)), amount, what="release fee")
+        key = f"release:{milestone.id}:{milestone.released}:{amount}"
+        developer = Account.user(contract.developer_id, Purpose.DEVELOPER_PENDING, contract.currency)
+        legs = [Leg(Account.escrow(contract.id, contract.currency), -amount)]
+        if amount - fee:
+            legs.append(Leg(developer, amount - fee))
+        if fee:
+            legs.append(Leg(Account.revenue(contract.currency), fee))
+        await self.ledger.post(session, key=key, kind="release", legs=legs,
+                               reference=self._reference(locked, fee=fee))
+        milestone.released += amount
+        available_at = utcnow() + timedelta(days=self.settings.payout_hold_days)
+        if amount - fee:
+            hold = {"user_id": str(contract.developer_id), "currency": contract.currency,
+                    "amount": amount - fee}
+            if self.settings.payout_hold_days:
+                await schedule(session, HOLD_END, key, available_at, hold)
+            else:
+                await self._end_hold(session, key, hold)
+        self._event(locked, events.PaymentReleased, actor_id, session, amount=amount, fee=fee,
+                    available_at=available_at.isoformat())
+
+    async def _end_hold(self, session: AsyncSession, release_key: str, hold: dict[str, Any]) -> None:
+        user_id, currency, amount = uuid.UUID(hold["user_id"]), hold["currency"], int(hold["amount"])
+        await self.ledger.post(session, key=f"hold:{release_key}", kind="hold_end", legs=[
+            Leg(Account.user(user_id, Purpose.DEVELOPER_PENDING, currency), -amount),
+            Leg(Account.user(user_id, Purpose.DEVELOPER_AVAILABLE, currency), amount),
+        ], reference={"release": release_key})
+
+    # -- cancelling ----------------------------------------------------------------------
+    async def cancel(self, session: AsyncSession, milestone_id: uuid.UUID, user_id: uuid.UUID) -> Locked:
+        """Either party cancels a milestone not yet funded. A funded one only the developer
+        cancels (the client asks the developer, or opens a dispute); its escrow goes back to the
+        client's funding balance with the client fee's share."""
+        locked = await self.lock(session, milestone_id, user_id)
+        self._open(locked)
+        milestone, contract = locked.milestone, locked.contract
+        if milestone.status == M.FUNDING:
+            raise InvalidTransition("A payment for this milestone is on its way; cancel once it has settled.")
+        check_transition(milestone.status, M.CANCELLED, MILESTONE_TRANSITIONS, "milestone")
+        refund = locked.in_escrow
+        if refund and user_id != contract.developer_id:
+            raise PermissionDeniedException(
+                "A funded milestone is cancelled by the developer, who then refunds you; "
+                "ask them, or open a dispute."
+            )
+        if refund:
+            fee_share = milestone.client_fee * refund // milestone.amount
+            legs = [Leg(Account.escrow(contract.id, contract.currency), -refund),
+                    Leg(Account.user(contract.client_id, Purpose.CLIENT_FUNDING, contract.currency),
+                        refund + fee_share)]
+            if fee_share:
+                legs.append(Leg(Account.revenue(contract.currency), -fee_share))
+            await self.ledger.post(session, key=f"refund:{milestone.id}", kind="refund", legs=legs,
+                                   reference=self._reference(locked, fee=fee_share))
+            milestone.refunded += refund
+        milestone.status = M.CANCELLED
+        await cancel(session, AUTO_APPROVE, str(milestone.id))
+        self._event(locked, events.MilestoneCancelled, user_id, session, refunded=refund)
+        return locked
+
+    # -- timers ----------------------------------------------------------------------------
+    async def _auto_approve(self, session: AsyncSession, timer: Timer) -> None:
+        try:
+            locked = await self.lock(session, uuid.UUID(timer.ref), None)
+        except NotFoundException:
+            return
+        if locked.milestone.status != M.SUBMITTED or locked.contract.status != ContractStatus.ACTIVE:
+            return  # answered, disputed or cancelled meanwhile
+        await self.release(session, locked.milestone.id, None)
+
+    async def _hold_timer(self, session: AsyncSession, timer: Timer) -> None:
+        await self._end_hold(session, timer.ref, timer.data)
+
+    def timer_handlers(self) -> list[TimerHandler]:
+        return [TimerHandler(AUTO_APPROVE, self._auto_approve), TimerHandler(HOLD_END, self._hold_timer)]
+
+    @staticmethod
+    def _reference(locked: Locked, **extra: Any) -> dict[str, Any]:
+        extra = {name: str(value) if isinstance(value, uuid.UUID) else value for name, value in extra.items()}
+        return {"contract": str(locked.contract.id), "milestone": str(locked.milestone.id), **extra}

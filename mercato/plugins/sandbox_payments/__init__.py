@@ -1,0 +1,37 @@
+"""sandbox_payments: the built-in ``sandbox`` payment gateway, for trying a site and for tests.
+
+It moves no real money. See :mod:`.gateway` for its test cards and webhook signatures. Its
+table, ``sandbox_operations``, is on its own migration branch, ``sandbox_payments``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mercato import hookimpl
+
+from .gateway import GATEWAY_ID, SandboxGateway
+from .models import SandboxOperation
+
+if TYPE_CHECKING:
+    from mercato.core.site import Site
+
+PACKAGE_DIR = Path(__file__).parent
+
+__all__ = ["GATEWAY_ID", "SandboxGateway"]
+
+
+@hookimpl
+def register_models(site: Site) -> list[type[Any]]:
+    return [SandboxOperation]
+
+
+@hookimpl
+def register_migrations(site: Site) -> list[Path]:
+    return [PACKAGE_DIR / "migrations" / "versions"]
+
+
+@hookimpl
+def register_payment_gateways(site: Site) -> list[Any]:
+    return [SandboxGateway(site)]

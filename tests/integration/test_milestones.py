@@ -1,0 +1,279 @@
+"""Milestones through the API with the sandbox gateway: funding into escrow, submitting, asking
+for changes, partial release, approval (by the client or by the timer), cancelling with a
+refund, payout holds; who may do what; and races that must move money once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from mercato.core.db import utcnow
+from mercato.core.ledger.models import Purpose
+from mercato.core.ledger.services import Account, Ledger
+from tests.conftest import Databases, MakeSettings
+from tests.marketplace_helpers import (
+    API,
+    MARKET_ACCOUNTS,
+    App,
+    Apps,
+    Person,
+    assert_problem,
+    bid,
+    client,
+    developer,
+    market_settings,
+    open_market,
+    post_project,
+    send_concurrently,
+)
+
+CARD = "4242 4242 4242 4242"
+DECLINED = "4000 0000 0000 0002"
+
+
+@pytest.fixture
+async def apps(make_settings: MakeSettings, databases: Databases) -> AsyncIterator[Apps]:
+    factory = Apps(make_settings, databases)
+    try:
+        yield factory
+    finally:
+        await factory.close()
+
+
+@pytest.fixture
+async def app(apps: Apps) -> App:
+    return await open_market(apps)
+
+
+class Deal:
+    """A contract between a client and a developer, hired through a proposal."""
+
+    def __init__(self, app: App, owner: Person, dev: Person, contract: dict[str, Any]) -> None:
+        self.app, self.owner, self.dev, self.contract = app, owner, dev, contract
+
+    @property
+    def milestones(self) -> list[dict[str, Any]]:
+        return list(self.contract["milestones"])
+
+    def url(self, index: int, action: str) -> str:
+        return f"{API}/milestones/{self.milestones[index]['id']}/{action}"
+
+    async def act(self, who: Person, index: int, action: str, body: Any = None) -> Any:
+        return await self.app.client.post(self.url(index, action), headers=who.auth, json=body)
+
+    async def fund(self, index: int = 0, card: str = CARD) -> Any:
+        return await self.act(self.owner, index, "fund", {"payment_method": card})
+
+    async def balances(self) -> dict[str, int]:
+        contract = uuid.UUID(self.contract["id"])
+        dev, owner = uuid.UUID(self.dev.id), uuid.UUID(self.owner.id)
+        accounts = {
+            "escrow": Account.escrow(contract, "USD"),
+            "pending": Account.user(dev, Purpose.DEVELOPER_PENDING, "USD"),
+            "available": Account.user(dev, Purpose.DEVELOPER_AVAILABLE, "USD"),
+            "client_funding": Account.user(owner, Purpose.CLIENT_FUNDING, "USD"),
+            "revenue": Account.revenue("USD"),
+            "gateway": Account.gateway("sandbox", "USD"),
+        }
+
+        async def read() -> dict[str, int]:
+            async with self.app.site.db.reading() as session:
+                return {name: await Ledger().balance(session, account) for name, account in accounts.items()}
+
+        return await self.app.on_loop(read)
+
+    async def problems(self) -> list[str]:
+        async def verify() -> list[str]:
+            async with self.app.site.db.reading() as session:
+                return await Ledger().verify(session)
+
+        return await self.app.on_loop(verify)
+
+    async def run_timers(self, days: float) -> int:
+        return await self.app.on_loop(lambda: self.app.site.timers.run_due(utcnow() + timedelta(days=days)))
+
+
+async def hire(app: App, milestones: list[tuple[str, int]] | None = None) -> Deal:
+    owner, dev = await client(app), await developer(app)
+    project = await post_project(app, owner)
+    plan = milestones or [("Design", 40_000), ("Build", 60_000)]
+    proposal = await bid(app, dev, project, amount=sum(amount for _, amount in plan),
+                         milestones=[{"title": title, "amount": amount} for title, amount in plan])
+    accepted = await app.client.post(f"{API}/proposals/{proposal['id']}/accept", headers=owner.auth)
+    assert accepted.status_code == 200, accepted.text
+    contract = await app.client.get(f"{API}/contracts/{accepted.json()['contract_id']}", headers=owner.auth)
+    return Deal(app, owner, dev, contract.json())
+
+
+async def test_fund_submit_change_resubmit_approve_then_the_hold_ends(app: App) -> None:
+    deal = await hire(app)
+    funded = await deal.fund()
+    assert funded.status_code == 200, funded.text
+    assert funded.json()["status"] == "funded"
+    assert funded.json()["in_escrow"] == 40_000
+    contract = await app.client.get(f"{API}/contracts/{deal.contract['id']}", headers=deal.dev.auth)
+    assert contract.json()["status"] == "active"
+    assert await deal.balances() == {"escrow": 40_000, "pending": 0, "available": 0, "client_funding": 0,
+                                     "revenue": 0, "gateway": -40_000}
+
+    assert (await deal.act(deal.dev, 0, "submit", {"note": "First cut"})).json()["status"] == "submitted"
+    changes = await deal.act(deal.owner, 0, "request-changes", {"message": "Bigger logo"})
+    assert changes.json()["status"] == "changes_requested"
+    assert (await deal.act(deal.dev, 0, "submit", {"note": "Bigger"})).json()["status"] == "submitted"
+    approved = await deal.act(deal.owner, 0, "approve")
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+    assert approved.json()["released"] == 40_000
+    assert approved.json()["in_escrow"] == 0
+    # 10% to the platform; the developer's 90% is pending for the hold.
+    assert await deal.balances() == {"escrow": 0, "pending": 36_000, "available": 0, "client_funding": 0,
+                                     "revenue": 4_000, "gateway": -40_000}
+
+    assert await deal.run_timers(days=4) == 0
+    assert await deal.run_timers(days=6) == 1
+    balances = await deal.balances()
+    assert (balances["pending"], balances["available"]) == (0, 36_000)
+    assert await deal.problems() == []
+
+
+async def test_a_declined_card_is_a_402_and_the_milestone_waits(app: App) -> None:
+    deal = await hire(app)
+    declined = await deal.fund(card=DECLINED)
+    assert_problem(declined, 402)
+    assert "declined" in declined.json()["detail"]
+    unknown = await deal.fund(card="1234 5678")
+    assert_problem(unknown, 402)
+    assert "4242 4242 4242 4242" in unknown.json()["detail"]
+    contract = await app.client.get(f"{API}/contracts/{deal.contract['id']}", headers=deal.owner.auth)
+    assert contract.json()["milestones"][0]["status"] == "pending"
+    assert contract.json()["status"] == "pending_funding"
+    assert (await deal.fund()).json()["status"] == "funded"
+    assert (await deal.balances())["escrow"] == 40_000
+
+
+async def test_partial_releases_then_approval_pay_exactly_the_milestone(app: App) -> None:
+    deal = await hire(app)
+    await deal.fund()
+    part = await deal.act(deal.owner, 0, "release", {"amount": 10_000})
+    assert part.json()["status"] == "funded"
+    assert (part.json()["released"], part.json()["in_escrow"]) == (10_000, 30_000)
+    too_much = await deal.act(deal.owner, 0, "release", {"amount": 30_001})
+    assert_problem(too_much, 409)
+    await deal.act(deal.dev, 0, "submit", {"note": "done"})
+    done = await deal.act(deal.owner, 0, "approve")
+    assert (done.json()["status"], done.json()["released"]) == ("approved", 40_000)
+    balances = await deal.balances()
+    assert balances["escrow"] == 0
+    assert balances["pending"] + balances["revenue"] == 40_000
+    assert balances["revenue"] == 4_000
+    assert await deal.problems() == []
+
+
+async def test_releasing_all_that_is_left_approves(app: App) -> None:
+    deal = await hire(app)
+    await deal.fund()
+    done = await deal.act(deal.owner, 0, "release", {"amount": 40_000})
+    assert (done.json()["status"], done.json()["in_escrow"]) == ("approved", 0)
+
+
+async def test_a_silent_client_is_taken_as_approving_after_the_days_set(app: App) -> None:
+    deal = await hire(app)
+    await deal.fund()
+    await deal.act(deal.dev, 0, "submit", {"note": "done"})
+    assert await deal.run_timers(days=13) == 0
+    # At day 14 the milestone is approved; the payout hold that starts then (five days from
+    # the real now) is over by that moment too, so both timers run.
+    assert await deal.run_timers(days=14.01) == 2
+    contract = await app.client.get(f"{API}/contracts/{deal.contract['id']}", headers=deal.owner.auth)
+    assert contract.json()["milestones"][0]["status"] == "approved"
+    assert (await deal.balances())["available"] == 36_000
+
+
+async def test_asking_for_changes_stops_the_auto_approval(app: App) -> None:
+    deal = await hire(app)
+    await deal.fund()
+    await deal.act(deal.dev, 0, "submit", {"note": "done"})
+    await deal.act(deal.owner, 0, "request-changes", {"message": "no"})
+    assert await deal.run_timers(days=30) == 0
+    contract = await app.client.get(f"{API}/contracts/{deal.contract['id']}", headers=deal.owner.auth)
+    assert contract.json()["milestones"][0]["status"] == "changes_requested"
+
+
+async def test_cancelling_refunds_the_escrow_to_the_client(apps: Apps) -> None:
+    settings = await apps.settings(accounts=MARKET_ACCOUNTS, payments={"client_fee_percent": 5.0})
+    app = await open_market(apps, settings=settings)
+    deal = await hire(app)
+    funded = await deal.fund()
+    assert funded.json()["client_fee"] == 2_000
+    assert (await deal.balances())["gateway"] == -42_000
+    refused = await deal.act(deal.owner, 0, "cancel")
+    assert_problem(refused, 403)
+    assert "open a dispute" in refused.json()["detail"]
+    cancelled = await deal.act(deal.dev, 0, "cancel")
+    assert (cancelled.json()["status"], cancelled.json()["refunded"]) == ("cancelled", 40_000)
+    assert await deal.balances() == {"escrow": 0, "pending": 0, "available": 0, "client_funding": 42_000,
+                                     "revenue": 0, "gateway": -42_000}
+    # The second milestone was never funded: either party cancels it, no money moves.
+    assert (await deal.act(deal.owner, 1, "cancel")).json()["status"] == "cancelled"
+    assert_problem(await deal.fund(1), 409)
+    assert await deal.problems() == []
+
+
+async def test_each_action_is_for_one_party_and_hidden_from_strangers(app: App) -> None:
+    deal = await hire(app)
+    stranger = await client(app)
+    for action, body in (("fund", {"payment_method": CARD}), ("submit", {}), ("approve", None),
+                         ("request-changes", {"message": "x"}), ("release", {"amount": 1}), ("cancel", None)):
+        assert_problem(await deal.act(stranger, 0, action, body), 404)
+    assert_problem(await deal.act(deal.dev, 0, "fund", {"payment_method": CARD}), 403)
+    await deal.fund()
+    assert_problem(await deal.act(deal.owner, 0, "submit", {}), 403)
+    assert_problem(await deal.act(deal.dev, 0, "approve"), 403)
+    assert_problem(await deal.act(deal.dev, 0, "release", {"amount": 1}), 403)
+    assert_problem(await deal.act(deal.owner, 0, "fund", {"payment_method": CARD}), 409)  # funded already
+    missing = await app.client.post(f"{API}/milestones/{uuid.uuid4()}/approve", headers=deal.owner.auth)
+    assert_problem(missing, 404)
+    bad = await deal.act(deal.owner, 1, "fund", {"payment_method": CARD, "gateway": "nope"})
+    assert_problem(bad, 400)
+    assert "installed: sandbox" in bad.text
+
+
+async def test_concurrent_approvals_pay_once(apps: Apps) -> None:
+    settings = await market_settings(apps)
+    a = await open_market(apps, settings=settings)
+    b = await open_market(apps, settings=settings)
+    deal = await hire(a)
+    await deal.fund()
+    await deal.act(deal.dev, 0, "submit", {"note": "done"})
+    url = deal.url(0, "approve")
+    answers = await send_concurrently(*((a if n % 2 else b, "POST", url, deal.owner.auth, None)
+                                        for n in range(50)))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses.count(200) == 1, statuses
+    assert set(statuses) <= {200, 409}
+    assert (await deal.balances())["pending"] == 36_000
+    assert await deal.problems() == []
+
+
+async def test_approval_racing_cancel_settles_one_way(apps: Apps) -> None:
+    settings = await market_settings(apps)
+    a = await open_market(apps, settings=settings)
+    b = await open_market(apps, settings=settings)
+    deal = await hire(a)
+    await deal.fund()
+    (approve, _), (cancel, _) = await send_concurrently(
+        (a, "POST", deal.url(0, "release"), deal.owner.auth, {"amount": 40_000}),
+        (b, "POST", deal.url(0, "cancel"), deal.dev.auth, None),
+    )
+    assert sorted([approve, cancel]) == [200, 409]
+    balances = await deal.balances()
+    assert balances["escrow"] == 0
+    if approve == 200:
+        assert (balances["pending"], balances["client_funding"]) == (36_000, 0)
+    else:
+        assert (balances["pending"], balances["client_funding"]) == (0, 40_000)
+    assert await deal.problems() == []
