@@ -38,10 +38,10 @@ class Site:
         self.events = EventBackbone(settings, self.db)
         self.templates = Templates(self)
         self.mail = Mailer(self)
-        self.timers = Sweeper(self.db, self.plugins.timer_handlers(self))
-        self._gateways: Gateways | None = None
         self.state: dict[str, Any] = {}
         """Per-site objects plugins keep between calls, keyed by plugin id."""
+        self._gateways: Gateways | None = None
+        self.timers = Sweeper(self.db, self.plugins.timer_handlers(self))
         self.started = False
         self._revision_graph: tuple[frozenset[str], frozenset[str]] | None = None
 

@@ -181,3 +181,36 @@ async def test_a_started_site_runs_its_plugins_timers(make_settings: Any, sites:
             break
         await asyncio.sleep(0.05)
     assert plugin.recorder.runs == [("hello", {"from": "plugin"})]
+
+
+async def test_work_outside_a_transaction_is_leased_then_deleted_or_retried(site: Site) -> None:
+    """A handler that calls another service runs with no transaction open, so it may use the
+    database itself (here: a write of its own, which on SQLite would wait forever for the
+    sweeper's lock if it were held)."""
+    ran: list[str] = []
+    fail = {"b": 1}
+
+    async def call_out(session: Any, timer: Timer) -> None:
+        assert session is None
+        async with site.db.transaction() as own:
+            await schedule(own, "test.side", f"after-{timer.ref}", utcnow() + timedelta(days=9))
+        if fail.get(timer.ref):
+            fail[timer.ref] -= 1
+            raise RuntimeError("the other service is down")
+        ran.append(timer.ref)
+
+    handler = TimerHandler("test.call", call_out, transactional=False)
+    sweepers = [Sweeper(site.db, [handler]) for _ in range(3)]
+    now = utcnow()
+    async with site.db.transaction() as session:
+        await schedule(session, "test.call", "a", now)
+        await schedule(session, "test.call", "b", now)
+    counts = await asyncio.gather(*(sweeper.run_due(now) for sweeper in sweepers))
+    assert sum(counts) == 2
+    assert ran == ["a"]
+    left = {(kind, ref): attempts for kind, ref, attempts, *_ in await timers(site)}
+    assert left[("test.call", "b")] == 1  # failed once, waits for its retry
+    assert ("test.call", "a") not in left
+    await sweepers[0].run_due(now + timedelta(hours=1))
+    assert ran == ["a", "b"]
+    assert [kind for kind, *_ in await timers(site)] == ["test.side", "test.side"]

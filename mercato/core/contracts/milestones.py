@@ -66,6 +66,9 @@ MILESTONE_TRANSITIONS: dict[str, frozenset[str]] = {
 
 AUTO_APPROVE = "milestone.auto_approve"
 HOLD_END = "ledger.hold_end"
+CHARGE_CHECK = "payment.charge_check"
+CHARGE_CHECK_MINUTES = 10
+"""A charge still pending this long after it was asked for is looked up at its gateway."""
 MAX_NOTE = 5_000
 
 
@@ -167,6 +170,8 @@ class MilestoneService:
         )
         session.add(payment)
         locked.milestone.status = M.FUNDING
+        await schedule(session, CHARGE_CHECK, payment.reference,
+                       utcnow() + timedelta(minutes=CHARGE_CHECK_MINUTES))
         await session.flush()
         return payment
 
@@ -346,11 +351,33 @@ class MilestoneService:
             return  # answered, disputed or cancelled meanwhile
         await self.release(session, locked.milestone.id, None)
 
+    async def _check_charge(self, session: AsyncSession, timer: Timer) -> None:
+        """A charge with no answer yet (the gateway never called back, or this process died
+        between the gateway's answer and recording it): ask the gateway. One it never heard
+        of failed; one still pending is asked about again later."""
+        payment = await session.scalar(select(Payment).where(Payment.reference == timer.ref))
+        if payment is None or payment.status != PaymentStatus.PENDING:
+            return
+        result = await self.site.gateways.get(payment.gateway).retrieve("charge", payment.reference)
+        if result is None:
+            await self.settle_charge(session, payment.reference, Outcome.FAILED,
+                                     message="The payment did not reach the payment provider.")
+        elif result.outcome == Outcome.PENDING:
+            await schedule(session, CHARGE_CHECK, payment.reference,
+                           utcnow() + timedelta(minutes=CHARGE_CHECK_MINUTES))
+        else:
+            await self.settle_charge(session, payment.reference, result.outcome,
+                                     gateway_ref=result.gateway_id, message=result.message)
+
     async def _hold_timer(self, session: AsyncSession, timer: Timer) -> None:
         await self._end_hold(session, timer.ref, timer.data)
 
     def timer_handlers(self) -> list[TimerHandler]:
-        return [TimerHandler(AUTO_APPROVE, self._auto_approve), TimerHandler(HOLD_END, self._hold_timer)]
+        return [
+            TimerHandler(AUTO_APPROVE, self._auto_approve),
+            TimerHandler(HOLD_END, self._hold_timer),
+            TimerHandler(CHARGE_CHECK, self._check_charge),
+        ]
 
     @staticmethod
     def _reference(locked: Locked, **extra: Any) -> dict[str, Any]:

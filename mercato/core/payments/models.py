@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mercato.core.db import Base, Timestamps, UUIDPrimaryKey
+from mercato.core.db import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, utcnow
 
 
 class PaymentKind(StrEnum):
@@ -59,4 +60,16 @@ class Payment(UUIDPrimaryKey, Timestamps, Base):
     """Why it failed, as the gateway put it."""
 
 
-PAYMENT_MODELS: list[type[Base]] = [Payment]
+class PaymentWebhook(UUIDPrimaryKey, Base):
+    """A gateway's webhook event, kept so that a repeat of it is recognised and ignored."""
+
+    __tablename__ = "payment_webhooks"
+    __table_args__ = (UniqueConstraint("gateway", "event_id"),)
+
+    gateway: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(200))
+    reference: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+PAYMENT_MODELS: list[type[Base]] = [Payment, PaymentWebhook]

@@ -16,6 +16,13 @@ def register_models(site: Site) -> list[Any]:
     return list(PAYMENT_MODELS)
 
 
+@hookimpl
+def register_routes(site: Site) -> list[Any]:
+    from mercato.core.payments.routes import PaymentsController
+
+    return [PaymentsController]
+
+
 @hookimpl(trylast=True)
 def get_fee_policy(site: Site) -> FeePolicy:
     return PercentageFees.from_settings(site.settings.payments)

@@ -4,7 +4,8 @@ A service schedules a timer in the same transaction as the change that needs it
 (:func:`schedule`), and cancels it the same way (:func:`cancel`). The sweeper claims due
 timers one at a time (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so instances never run the
 same timer) and calls the handler of its kind **in the transaction that deletes it**: the
-handler's work and the timer's end commit together, or neither does. A handler that raises is
+handler's work and the timer's end commit together, or neither does. A handler may schedule
+its own timer again (same kind and ref) to run once more later. A handler that raises is
 retried later with back-off; after :data:`MAX_ATTEMPTS` the timer stays, logged, for an
 operator.
 """
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("mercato.timers")
 
 MAX_ATTEMPTS = 8
+LEASE_SECONDS = 300
+"""How long a timer run outside a transaction is kept from other sweepers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +44,14 @@ class TimerHandler:
     """What runs timers of ``kind`` (from ``register_timer_handlers``)."""
 
     kind: str
-    handle: Callable[[AsyncSession, Timer], Awaitable[None]]
-    """Called inside the transaction that deletes the timer."""
+    handle: Callable[[Any, Timer], Awaitable[None]]
+    """Called inside the transaction that deletes the timer (``transactional``), or with
+    ``None`` and no transaction open."""
+    transactional: bool = True
+    """False for work that must not hold a transaction open, such as a call to another
+    service: the timer is then leased for :data:`LEASE_SECONDS`, and deleted once the work
+    succeeds. Such work must be safe to repeat (a crash after it, before the delete, runs it
+    again)."""
 
 
 async def schedule(
@@ -121,16 +130,37 @@ class Sweeper:
             timer = await session.scalar(query)
             if timer is None:
                 return False
-            try:
-                async with session.begin_nested():
-                    await self.handlers[timer.kind].handle(session, timer)
-            except Exception as exc:
-                timer.attempts += 1
-                timer.last_error = repr(exc)[:500]
-                timer.due_at = now + timedelta(seconds=min(30 * 2**timer.attempts, 6 * 3600))
-                log.warning("timer failed", kind=timer.kind, ref=timer.ref, attempts=timer.attempts,
-                            error=repr(exc))
+            handler = self.handlers[timer.kind]
+            claimed_due = timer.due_at
+            if not handler.transactional:
+                # Leased: pushed past the work's longest run, so no other sweeper takes it meanwhile.
+                claimed_due = timer.due_at = now + timedelta(seconds=LEASE_SECONDS)
+            else:
+                try:
+                    async with session.begin_nested():
+                        await handler.handle(session, timer)
+                except Exception as exc:
+                    _failed(timer, exc, now)
+                    return True
+                # By id and moment, not the ORM object: the handler may have cancelled its own
+                # timer already, or scheduled it again for later (then it stays).
+                await session.execute(delete(Timer).where(Timer.id == timer.id, Timer.due_at == claimed_due))
                 return True
-            # By id, not the ORM object: the handler may have cancelled its own timer already.
-            await session.execute(delete(Timer).where(Timer.id == timer.id))
+        try:
+            await handler.handle(None, timer)
+        except Exception as exc:
+            async with self.db.transaction() as session:
+                leased = await session.get(Timer, timer.id)
+                if leased is not None and leased.due_at == claimed_due:
+                    _failed(leased, exc, now)
+            return True
+        async with self.db.transaction() as session:
+            await session.execute(delete(Timer).where(Timer.id == timer.id, Timer.due_at == claimed_due))
         return True
+
+
+def _failed(timer: Timer, exc: Exception, now: datetime) -> None:
+    timer.attempts += 1
+    timer.last_error = repr(exc)[:500]
+    timer.due_at = now + timedelta(seconds=min(30 * 2**timer.attempts, 6 * 3600))
+    log.warning("timer failed", kind=timer.kind, ref=timer.ref, attempts=timer.attempts, error=repr(exc))

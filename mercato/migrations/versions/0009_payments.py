@@ -1,4 +1,4 @@
-"""payments: gateway operations, timers, milestone money columns
+"""payments: gateway operations and their webhooks, timers, milestone money columns
 
 Revision ID: 0009
 Revises: 0008
@@ -70,6 +70,16 @@ def upgrade() -> None:
         batch_op.create_index("ix_payments_status_created_at", ["status", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_payments_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "payment_webhooks",
+        sa.Column("gateway", sa.String(length=40), nullable=False),
+        sa.Column("event_id", sa.String(length=200), nullable=False),
+        sa.Column("reference", sa.String(length=64), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_webhooks")),
+        sa.UniqueConstraint("gateway", "event_id", name=op.f("uq_payment_webhooks_gateway")),
+    )
     with op.batch_alter_table("milestones", schema=None) as batch_op:
         # Existing milestones have moved no money yet: 0 in each.
         batch_op.add_column(sa.Column("released", sa.BigInteger(), nullable=False, server_default="0"))
@@ -95,6 +105,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_payments_milestone_id"))
         batch_op.drop_index(batch_op.f("ix_payments_contract_id"))
 
+    op.drop_table("payment_webhooks")
     op.drop_table("payments")
     with op.batch_alter_table("timers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_timers_due_at"))

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mercato import hookimpl
+from mercato.core.timers import TimerHandler
 
-from .gateway import GATEWAY_ID, SandboxGateway
+from .gateway import GATEWAY_ID, PLUGIN_ID, WEBHOOK_TIMER, SandboxGateway, SandboxSettings
 from .models import SandboxOperation
 
 if TYPE_CHECKING:
@@ -32,6 +33,25 @@ def register_migrations(site: Site) -> list[Path]:
     return [PACKAGE_DIR / "migrations" / "versions"]
 
 
+def gateway(site: Site) -> SandboxGateway:
+    """One gateway per site, kept in ``site.state``."""
+    found = site.state.get(PLUGIN_ID)
+    if not isinstance(found, SandboxGateway):
+        found = site.state[PLUGIN_ID] = SandboxGateway(site)
+    return found
+
+
+@hookimpl
+def register_settings() -> dict[str, type[Any]]:
+    return {PLUGIN_ID: SandboxSettings}
+
+
 @hookimpl
 def register_payment_gateways(site: Site) -> list[Any]:
-    return [SandboxGateway(site)]
+    return [gateway(site)]
+
+
+@hookimpl
+def register_timer_handlers(site: Site) -> list[TimerHandler]:
+    """The sandbox's webhook deliveries."""
+    return [TimerHandler(WEBHOOK_TIMER, gateway(site).deliver, transactional=False)]
