@@ -370,3 +370,49 @@ async def test_a_pending_card_leaves_the_milestone_funding(app: App) -> None:
     assert answer.status_code == 200, answer.text
     assert (answer.json()["status"], answer.json()["in_escrow"]) == ("funding", 0)
     assert_problem(await deal.act(deal.owner, 0, "cancel"), 409)
+
+
+async def test_an_idempotency_key_replays_the_first_answer_and_moves_money_once(app: App) -> None:
+    deal = await hire(app)
+    keyed = {**deal.owner.auth, "Idempotency-Key": "fund-1"}
+    body = {"payment_method": CARD}
+    first = await app.client.post(deal.url(0, "fund"), headers=keyed, json=body)
+    assert first.status_code == 200, first.text
+    again = await app.client.post(deal.url(0, "fund"), headers=keyed, json=body)
+    assert again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert (await deal.balances())["escrow"] == 40_000  # charged once
+
+    other_body = await app.client.post(deal.url(0, "fund"), headers=keyed, json={"payment_method": DECLINED})
+    assert_problem(other_body, 409)
+    assert "different request" in other_body.json()["detail"]
+    other_path = await app.client.post(deal.url(1, "fund"), headers=keyed, json=body)
+    assert_problem(other_path, 409)
+
+    # Keys are each person's own, and a refused request's answer is kept like any other.
+    dev_keyed = {**deal.dev.auth, "Idempotency-Key": "fund-1"}
+    refused = await app.client.post(deal.url(0, "approve"), headers=dev_keyed)
+    assert_problem(refused, 403)
+    replayed = await app.client.post(deal.url(0, "approve"), headers=dev_keyed)
+    assert replayed.headers["idempotent-replayed"] == "true"
+
+    long_key = {**deal.owner.auth, "Idempotency-Key": "k" * 256}
+    too_long = await app.client.post(deal.url(1, "fund"), headers=long_key, json=body)
+    assert_problem(too_long, 400)
+
+
+async def test_concurrent_requests_with_one_key_run_once(apps: Apps) -> None:
+    settings = await market_settings(apps)
+    a = await open_market(apps, settings=settings)
+    b = await open_market(apps, settings=settings)
+    deal = await hire(a)
+    keyed = {**deal.owner.auth, "Idempotency-Key": "approve-once"}
+    await deal.fund()
+    await deal.act(deal.dev, 0, "submit", {"note": "done"})
+    answers = await send_concurrently(*((a if n % 2 else b, "POST", deal.url(0, "approve"), keyed, None)
+                                        for n in range(10)))
+    statuses = [status for status, _ in answers]
+    assert set(statuses) <= {200, 409}, answers
+    assert 200 in statuses
+    assert (await deal.balances())["pending"] == 36_000

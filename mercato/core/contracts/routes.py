@@ -20,6 +20,7 @@ from mercato.core.contracts.services import ContractService, milestone_out
 from mercato.core.errors import field_error
 from mercato.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from mercato.core.payments.gateways import ChargeRequest, GatewayError, UnknownGateway
+from mercato.core.payments.idempotency import idempotent
 from mercato.core.payments.models import PaymentStatus
 from mercato.core.site import Site
 
@@ -60,7 +61,8 @@ class MilestonesController(Controller):
     path = "/api/v1/milestones"
     tags = ["milestones"]
 
-    @post("/{milestone_id:uuid}/fund", status_code=200, summary="Pay a milestone into escrow (client)",
+    @post("/{milestone_id:uuid}/fund", status_code=200, middleware=[idempotent],
+          summary="Pay a milestone into escrow (client)",
           responses={402: ResponseSpec(None, description="The gateway declined the payment")})
     async def fund(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
                    data: JSONBody[schemas.FundIn], site: NamedDependency[Site]) -> schemas.MilestoneOut:
@@ -113,7 +115,8 @@ class MilestonesController(Controller):
             )
         return await _milestone(site, milestone_id, principal.user_id)
 
-    @post("/{milestone_id:uuid}/approve", status_code=200, summary="Approve and pay the rest (client)")
+    @post("/{milestone_id:uuid}/approve", status_code=200, middleware=[idempotent],
+          summary="Approve and pay the rest (client)")
     async def approve(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
                       site: NamedDependency[Site]) -> schemas.MilestoneOut:
         """Releases what is left in escrow to the developer, less the platform's fee."""
@@ -122,7 +125,8 @@ class MilestonesController(Controller):
             await MilestoneService(site).release(session, milestone_id, principal.user_id)
         return await _milestone(site, milestone_id, principal.user_id)
 
-    @post("/{milestone_id:uuid}/release", status_code=200, summary="Pay part of the escrow now (client)")
+    @post("/{milestone_id:uuid}/release", status_code=200, middleware=[idempotent],
+          summary="Pay part of the escrow now (client)")
     async def release(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
                       data: JSONBody[schemas.ReleaseIn], site: NamedDependency[Site]) -> schemas.MilestoneOut:
         """Releasing all that is left approves the milestone."""
@@ -131,7 +135,8 @@ class MilestonesController(Controller):
             await MilestoneService(site).release(session, milestone_id, principal.user_id, data.amount)
         return await _milestone(site, milestone_id, principal.user_id)
 
-    @post("/{milestone_id:uuid}/cancel", status_code=200, summary="Cancel a milestone")
+    @post("/{milestone_id:uuid}/cancel", status_code=200, middleware=[idempotent],
+          summary="Cancel a milestone")
     async def cancel(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
                      site: NamedDependency[Site]) -> schemas.MilestoneOut:
         """Either party cancels a milestone before it is funded. A funded one only the developer

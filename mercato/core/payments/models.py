@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mercato.core.db import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, utcnow
@@ -72,4 +72,22 @@ class PaymentWebhook(UUIDPrimaryKey, Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-PAYMENT_MODELS: list[type[Base]] = [Payment, PaymentWebhook]
+class IdempotencyKey(UUIDPrimaryKey, Base):
+    """An ``Idempotency-Key``, the request it was first used for, and the response once there
+    is one (see :mod:`mercato.core.payments.idempotency`)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the method, path and body."""
+    status_code: Mapped[int | None] = mapped_column(default=None)
+    """None while the first request is being answered."""
+    content_type: Mapped[str] = mapped_column(String(100), default="")
+    body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+PAYMENT_MODELS: list[type[Base]] = [Payment, PaymentWebhook, IdempotencyKey]

@@ -1,4 +1,4 @@
-"""payments: gateway operations and their webhooks, timers, milestone money columns
+"""payments: gateway operations, webhooks, idempotency keys, timers, milestone money columns
 
 Revision ID: 0009
 Revises: 0008
@@ -80,6 +80,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_webhooks")),
         sa.UniqueConstraint("gateway", "event_id", name=op.f("uq_payment_webhooks_gateway")),
     )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("content_type", sa.String(length=100), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_keys")),
+        sa.UniqueConstraint("user_id", "key", name=op.f("uq_idempotency_keys_user_id")),
+    )
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_idempotency_keys_created_at"), ["created_at"], unique=False)
     with op.batch_alter_table("milestones", schema=None) as batch_op:
         # Existing milestones have moved no money yet: 0 in each.
         batch_op.add_column(sa.Column("released", sa.BigInteger(), nullable=False, server_default="0"))
@@ -105,6 +120,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_payments_milestone_id"))
         batch_op.drop_index(batch_op.f("ix_payments_contract_id"))
 
+    op.drop_table("idempotency_keys")
     op.drop_table("payment_webhooks")
     op.drop_table("payments")
     with op.batch_alter_table("timers", schema=None) as batch_op:
