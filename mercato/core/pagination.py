@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (1-100).")]
+MAX_LIMIT = 100
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Items per page (1-100).")]
 Cursor = Annotated[str | None, QueryParameter(max_length=500, description="The last `next_cursor`.")]
 DEFAULT_LIMIT = 20
 

@@ -416,3 +416,74 @@ async def test_concurrent_requests_with_one_key_run_once(apps: Apps) -> None:
     assert set(statuses) <= {200, 409}, answers
     assert 200 in statuses
     assert (await deal.balances())["pending"] == 36_000
+
+
+async def paid_developer(app: App) -> Deal:
+    """A deal whose developer has 36,000 available (40,000 approved, less 10%, hold over)."""
+    deal = await hire(app)
+    await deal.fund()
+    await deal.act(deal.owner, 0, "approve")
+    await deal.run_timers(days=6)
+    return deal
+
+
+def payout(amount: int, destination: str = "000123456789", currency: str = "USD") -> dict[str, Any]:
+    return {"amount": amount, "currency": currency, "destination": destination}
+
+
+async def test_wallets_show_balances_history_and_pay_out(app: App) -> None:
+    deal = await paid_developer(app)
+    await deal.fund(1)
+    wallet = (await app.client.get(f"{API}/wallet", headers=deal.dev.auth)).json()
+    assert wallet == {"balances": [
+        {"currency": "USD", "available": 36_000, "pending": 0, "in_escrow": 60_000, "refunds": 0},
+    ]}
+    client_wallet = (await app.client.get(f"{API}/wallet", headers=deal.owner.auth)).json()
+    assert client_wallet["balances"][0]["in_escrow"] == 60_000
+    stranger = await client(app)
+    assert (await app.client.get(f"{API}/wallet", headers=stranger.auth)).json() == {"balances": []}
+
+    paid = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth, json=payout(10_000))
+    assert paid.status_code == 200, paid.text
+    assert (paid.json()["status"], paid.json()["amount"]) == ("succeeded", 10_000)
+    refused = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth,
+                                    json=payout(5_000, "000111111116"))
+    assert_problem(refused, 402)
+    assert "no such account" in refused.json()["detail"]
+    assert (await deal.balances())["available"] == 26_000  # the refused payout gave it back
+    too_small = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth, json=payout(999))
+    assert_problem(too_small, 409)
+    short = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth, json=payout(26_001))
+    assert_problem(short, 409)
+    assert_problem(await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth,
+                                         json=payout(5_000, currency="XXX")), 400)
+
+    history = (await app.client.get(f"{API}/wallet/transactions", headers=deal.dev.auth)).json()
+    kinds = [item["kind"] for item in history["items"]]
+    assert kinds == ["payout_reversal", "payout", "payout", "hold_end", "release"]
+    assert history["items"][-1]["entries"] == [{"purpose": "developer_pending", "amount": 36_000,
+                                                "currency": "USD"}]
+    only_payouts = (await app.client.get(f"{API}/wallet/transactions", headers=deal.dev.auth,
+                                         params={"kind": "payout", "limit": 1})).json()
+    assert len(only_payouts["items"]) == 1
+    assert only_payouts["next_cursor"]
+    csv_file = await app.client.get(f"{API}/wallet/transactions.csv", headers=deal.dev.auth)
+    assert csv_file.headers["content-type"].startswith("text/csv")
+    lines = csv_file.text.strip().splitlines()
+    assert lines[0].startswith("transaction_id,created_at,kind,balance,amount_minor")
+    assert len(lines) == 1 + 6  # hold_end moves two balances of the developer's
+    assert await deal.problems() == []
+
+
+async def test_two_payouts_racing_for_one_balance_never_overdraw(apps: Apps) -> None:
+    settings = await market_settings(apps)
+    a = await open_market(apps, settings=settings)
+    b = await open_market(apps, settings=settings)
+    deal = await paid_developer(a)
+    url = f"{API}/wallet/payouts"
+    answers = await send_concurrently(*((a if n % 2 else b, "POST", url, deal.dev.auth, payout(20_000))
+                                        for n in range(6)))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200, 409, 409, 409, 409, 409], answers
+    assert (await deal.balances())["available"] == 16_000
+    assert await deal.problems() == []

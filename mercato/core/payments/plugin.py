@@ -18,9 +18,17 @@ def register_models(site: Site) -> list[Any]:
 
 @hookimpl
 def register_routes(site: Site) -> list[Any]:
-    from mercato.core.payments.routes import PaymentsController
+    from mercato.core.payments.routes import PaymentsController, WalletController
 
-    return [PaymentsController]
+    return [PaymentsController, WalletController]
+
+
+@hookimpl
+def register_timer_handlers(site: Site) -> list[Any]:
+    """Payouts with no answer from their gateway are looked up there."""
+    from mercato.core.payments.wallet import Wallet
+
+    return Wallet(site).timer_handlers()
 
 
 @hookimpl(trylast=True)

@@ -11,7 +11,8 @@ answer, and decides a charge by the card number, as processors' test modes do:
 4000 0000 0000 0341 is pending, then fails by webhook moments later
 =================== ======================================================
 
-Any other number is refused with a message listing these. Refunds and payouts succeed.
+Any other number is refused with a message listing these. Payouts to the test account
+``000123456789`` succeed and to ``000111111116`` fail; refunds succeed.
 
 Like a real processor it sends a webhook for **every** operation, immediate or not, so a
 site that crashed before recording an answer still learns it. Deliveries are timers
@@ -74,6 +75,13 @@ CARDS: dict[str, tuple[Outcome, Outcome, str]] = {
 }
 UNKNOWN_CARD = ("This is the sandbox: pay with a test card, 4242 4242 4242 4242 (succeeds), "
                 "4000 0000 0000 0002 (declined) or 4000 0000 0000 9995 (insufficient funds).")
+
+ACCOUNTS: dict[str, tuple[Outcome, str]] = {
+    "000123456789": (Outcome.SUCCEEDED, ""),
+    "000111111116": (Outcome.FAILED, "The bank refused the transfer: no such account."),
+}
+UNKNOWN_ACCOUNT = ("This is the sandbox: pay out to a test account, 000123456789 (succeeds) or "
+                   "000111111116 (fails).")
 
 
 class SandboxSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -155,8 +163,10 @@ class SandboxGateway:
                                   Outcome.SUCCEEDED)
 
     async def payout(self, request: PayoutRequest) -> GatewayResult:
-        return await self._record(request.reference, "payout", request.amount, request.currency,
-                                  Outcome.SUCCEEDED)
+        destination = re.sub(r"[\s-]", "", request.destination)
+        outcome, message = ACCOUNTS.get(destination, (Outcome.FAILED, UNKNOWN_ACCOUNT))
+        return await self._record(request.reference, "payout", request.amount, request.currency, outcome,
+                                  message)
 
     async def retrieve(self, kind: str, reference: str) -> GatewayResult | None:
         async with self.site.db.reading() as session:

@@ -1,0 +1,259 @@
+"""A person's money: balances by currency, the ledger transactions that touched them, and
+payouts of the available balance through a gateway.
+
+A payout takes the money off the available balance first (``developer_available`` → the
+gateway's clearing account, in the transaction that records the pending payout), then asks
+the gateway, then settles: a failed payout puts the money back with a second, reversing
+transaction. Two payouts racing for one balance cannot both take it: the ledger locks the
+account and refuses to go below zero.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+from sqlalchemy import func, or_, select
+
+from mercato.core.contracts.models import Contract
+from mercato.core.db import utcnow
+from mercato.core.events import Event, EventPayload, emit
+from mercato.core.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction, Purpose
+from mercato.core.ledger.services import Account, Ledger, Leg
+from mercato.core.pagination import newest_first
+from mercato.core.payments.gateways import Outcome
+from mercato.core.payments.models import Payment, PaymentKind, PaymentStatus
+from mercato.core.states import InvalidTransition
+from mercato.core.timers import TimerHandler, schedule
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from mercato.core.site import Site
+    from mercato.core.timers.models import Timer
+
+PAYOUT_CHECK = "payment.payout_check"
+PAYOUT_CHECK_MINUTES = 10
+
+
+class Balance(msgspec.Struct, kw_only=True):
+    currency: str
+    available: int
+    """Released to you and past its hold: yours to pay out (minor units)."""
+    pending: int
+    """Released to you, on hold for ``payout_hold_days``."""
+    in_escrow: int
+    """Held for milestones of your contracts, not yet released or refunded."""
+    refunds: int
+    """Refunded to you, on its way back to your payment method."""
+
+
+class WalletOut(msgspec.Struct, kw_only=True):
+    balances: list[Balance]
+
+
+class EntryOut(msgspec.Struct, kw_only=True):
+    purpose: str
+    amount: int
+    """Minor units; negative is money leaving this balance."""
+    currency: str
+
+
+class TransactionOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    kind: str
+    """funding, release, hold_end, refund, payout, payout_reversal."""
+    created_at: datetime
+    entries: list[EntryOut]
+    """What it did to your balances."""
+    contract_id: str | None = None
+    milestone_id: str | None = None
+    payment_id: str | None = None
+
+
+class TransactionPage(msgspec.Struct, kw_only=True):
+    items: list[TransactionOut]
+    next_cursor: str | None
+
+
+class PayoutIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    amount: int
+    """Minor units, at least ``[payments] min_payout``."""
+    currency: str
+    destination: str
+    """Where the gateway sends it (sandbox: the test account ``000123456789``)."""
+    gateway: str | None = None
+
+
+class PayoutOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    status: str
+    """pending, succeeded or failed."""
+    amount: int
+    currency: str
+    gateway: str
+    message: str
+    created_at: datetime
+
+
+class PayoutRequested(EventPayload, frozen=True):
+    event_type: ClassVar[str] = "payout.requested"
+    payout_id: uuid.UUID
+    user_id: uuid.UUID
+    amount: int
+    currency: str
+
+
+class PayoutPaid(PayoutRequested, frozen=True):
+    event_type: ClassVar[str] = "payout.paid"
+
+
+class PayoutFailed(PayoutRequested, frozen=True):
+    event_type: ClassVar[str] = "payout.failed"
+    message: str = ""
+
+
+def owner_of(user_id: uuid.UUID) -> str:
+    return f"user:{user_id}"
+
+
+class Wallet:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.ledger = Ledger()
+
+    async def balances(self, session: AsyncSession, user_id: uuid.UUID) -> WalletOut:
+        own = await self.ledger.balances(session, owner_of(user_id))
+        escrow_rows = await session.execute(
+            select(LedgerAccount.currency, func.sum(LedgerAccount.balance))
+            .where(LedgerAccount.purpose == Purpose.ESCROW,
+                   LedgerAccount.owner.in_(await _owners(session, user_id)))
+            .group_by(LedgerAccount.currency)
+        )
+        escrow = {currency: int(total or 0) for currency, total in escrow_rows}
+        currencies = sorted({currency for _, currency in own} | set(escrow))
+        return WalletOut(balances=[
+            Balance(currency=currency, available=own.get((Purpose.DEVELOPER_AVAILABLE, currency), 0),
+                    pending=own.get((Purpose.DEVELOPER_PENDING, currency), 0),
+                    in_escrow=escrow.get(currency, 0),
+                    refunds=own.get((Purpose.CLIENT_FUNDING, currency), 0))
+            for currency in currencies
+        ])
+
+    async def transactions(self, session: AsyncSession, user_id: uuid.UUID, *, limit: int, cursor: str | None,
+                           currency: str | None = None, kind: str | None = None) -> TransactionPage:
+        accounts = select(LedgerAccount.id).where(LedgerAccount.owner == owner_of(user_id))
+        if currency:
+            accounts = accounts.where(LedgerAccount.currency == currency)
+        touched = select(LedgerEntry.transaction_id).where(LedgerEntry.account_id.in_(accounts))
+        query = select(LedgerTransaction).where(LedgerTransaction.id.in_(touched))
+        if kind:
+            query = query.where(LedgerTransaction.kind == kind)
+        page, next_cursor = await newest_first(session, query, moment=LedgerTransaction.created_at,
+                                               row_id=LedgerTransaction.id, cursor=cursor, limit=limit)
+        return TransactionPage(items=await self._described(session, user_id, page), next_cursor=next_cursor)
+
+    async def _described(self, session: AsyncSession, user_id: uuid.UUID,
+                         page: list[LedgerTransaction]) -> list[TransactionOut]:
+        if not page:
+            return []
+        rows = await session.execute(
+            select(LedgerEntry.transaction_id, LedgerAccount.purpose, LedgerEntry.amount,
+                   LedgerEntry.currency)
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .where(LedgerEntry.transaction_id.in_([t.id for t in page]),
+                   LedgerAccount.owner == owner_of(user_id))
+        )
+        entries: dict[uuid.UUID, list[EntryOut]] = {}
+        for transaction_id, purpose, amount, currency in rows:
+            entries.setdefault(transaction_id, []).append(EntryOut(purpose=purpose, amount=amount,
+                                                                   currency=currency))
+        return [
+            TransactionOut(
+                id=t.id, kind=t.kind, created_at=t.created_at, entries=entries.get(t.id, []),
+                contract_id=t.reference.get("contract"), milestone_id=t.reference.get("milestone"),
+                payment_id=t.reference.get("payment"),
+            )
+            for t in page
+        ]
+
+    # -- payouts -------------------------------------------------------------------------
+    async def begin_payout(self, session: AsyncSession, user_id: uuid.UUID, data: PayoutIn,
+                           gateway_id: str) -> Payment:
+        """Take the amount off the available balance and record a pending payout (409 when the
+        balance is short). Commit, then ask the gateway, then :meth:`settle_payout`."""
+        minimum = self.site.settings.payments.min_payout
+        if data.amount < minimum:
+            raise InvalidTransition(f"The smallest payout is {minimum} minor units.")
+        payment = Payment(
+            id=uuid.uuid4(), reference=f"po_{uuid.uuid4().hex}", kind=PaymentKind.PAYOUT, gateway=gateway_id,
+            status=PaymentStatus.PENDING, amount=data.amount, fee=0, currency=data.currency, user_id=user_id,
+        )
+        session.add(payment)
+        await session.flush()
+        await self.ledger.post(session, key=f"payout:{payment.reference}", kind="payout", legs=[
+            Leg(Account.user(user_id, Purpose.DEVELOPER_AVAILABLE, data.currency), -data.amount),
+            Leg(Account.gateway(gateway_id, data.currency), data.amount),
+        ], reference={"payment": str(payment.id)})
+        await schedule(session, PAYOUT_CHECK, payment.reference,
+                       utcnow() + timedelta(minutes=PAYOUT_CHECK_MINUTES))
+        emit(session, Event.of(PayoutRequested(payout_id=payment.id, user_id=user_id, amount=data.amount,
+                                               currency=data.currency), actor_id=user_id))
+        return payment
+
+    async def settle_payout(self, session: AsyncSession, reference: str, outcome: Outcome, *,
+                            gateway_ref: str = "", message: str = "") -> Payment | None:
+        """Apply a gateway's answer about a payout, once; a failure gives the money back."""
+        payment = await session.scalar(
+            select(Payment).where(Payment.reference == reference, Payment.kind == PaymentKind.PAYOUT)
+            .with_for_update().execution_options(populate_existing=True)
+        )
+        if payment is None or payment.status != PaymentStatus.PENDING or outcome == Outcome.PENDING:
+            return payment
+        payment.gateway_id = gateway_ref or payment.gateway_id
+        payload: dict[str, Any] = {"payout_id": payment.id, "user_id": payment.user_id,
+                                   "amount": payment.amount, "currency": payment.currency}
+        if outcome == Outcome.SUCCEEDED:
+            payment.status = PaymentStatus.SUCCEEDED
+            emit(session, Event.of(PayoutPaid(**payload)))
+            return payment
+        payment.status = PaymentStatus.FAILED
+        payment.message = message[:300] or "The payout failed."
+        key = f"payout-reversal:{payment.reference}"
+        await self.ledger.post(session, key=key, kind="payout_reversal", legs=[
+            Leg(Account.gateway(payment.gateway, payment.currency), -payment.amount),
+            Leg(Account.user(payment.user_id, Purpose.DEVELOPER_AVAILABLE, payment.currency), payment.amount),
+        ], reference={"payment": str(payment.id)})
+        emit(session, Event.of(PayoutFailed(**payload, message=payment.message)))
+        return payment
+
+    async def _check_payout(self, session: AsyncSession, timer: Timer) -> None:
+        payment = await session.scalar(select(Payment).where(Payment.reference == timer.ref))
+        if payment is None or payment.status != PaymentStatus.PENDING:
+            return
+        result = await self.site.gateways.get(payment.gateway).retrieve("payout", payment.reference)
+        if result is None:
+            await self.settle_payout(session, payment.reference, Outcome.FAILED,
+                                     message="The payout did not reach the payment provider.")
+        elif result.outcome == Outcome.PENDING:
+            await schedule(session, PAYOUT_CHECK, payment.reference,
+                           utcnow() + timedelta(minutes=PAYOUT_CHECK_MINUTES))
+        else:
+            await self.settle_payout(session, payment.reference, result.outcome,
+                                     gateway_ref=result.gateway_id, message=result.message)
+
+    def timer_handlers(self) -> list[TimerHandler]:
+        return [TimerHandler(PAYOUT_CHECK, self._check_payout)]
+
+
+async def _owners(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    ids = await session.scalars(select(Contract.id).where(
+        or_(Contract.client_id == user_id, Contract.developer_id == user_id)))
+    return [f"contract:{contract_id}" for contract_id in ids]
+
+
+def payout_out(payment: Payment) -> PayoutOut:
+    return PayoutOut(id=payment.id, status=payment.status, amount=payment.amount, currency=payment.currency,
+                     gateway=payment.gateway, message=payment.message, created_at=payment.created_at)
