@@ -593,7 +593,8 @@ async def test_registration_is_rate_limited_per_address(apps: Apps) -> None:
 PRIVATE_KEYS = frozenset({"email", "has_password", "linked_providers"})
 WALKED_PREFIXES = ("/api/v1/", "/settings", "/users", "/projects", "/proposals", "/contracts", "/dashboard")
 FILLABLE = {"user_id": "a_id", "item_id": "a_item", "project_id": "a_project", "proposal_id": "a_proposal",
-            "contract_id": "a_contract", "service_id": "a_service", "attachment_id": "a_attachment"}
+            "contract_id": "a_contract", "service_id": "a_service", "attachment_id": "a_attachment",
+            "milestone_id": "a_milestone", "gateway_id": "gateway"}
 """Path parameters the walk knows, and which of A's ids goes in."""
 
 
@@ -616,6 +617,10 @@ class World:
     """A's draft service."""
     a_attachment: str = ""
     """A file on A's draft project."""
+    a_milestone: str = ""
+    """The first milestone of A's contract."""
+    gateway: str = "sandbox"
+    """A payment gateway (webhooks come from it, not from people)."""
 
     @property
     def a_id(self) -> str:
@@ -624,7 +629,8 @@ class World:
     @property
     def private_ids(self) -> list[str]:
         """Ids of A's objects no one else may see (and so find in any answer)."""
-        return [self.a_project, self.a_proposal, self.a_contract, self.a_service, self.a_attachment]
+        return [self.a_project, self.a_proposal, self.a_contract, self.a_service, self.a_attachment,
+                self.a_milestone]
 
 
 Body = Callable[[World, str], dict[str, Any]]
@@ -773,6 +779,24 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/proposals/{proposal_id:uuid}/attachments/{attachment_id:uuid}"): spec(404, 404),
     ("DELETE", "/api/v1/proposals/{proposal_id:uuid}/attachments/{attachment_id:uuid}"): spec(401, 404),
     ("GET", "/api/v1/contracts/{contract_id:uuid}"): spec(401, 404),
+    ("POST", "/api/v1/milestones/{milestone_id:uuid}/fund"): spec(401, 404, lambda w, who: {"json": {
+        "payment_method": "4242 4242 4242 4242"}}),
+    ("POST", "/api/v1/milestones/{milestone_id:uuid}/submit"): spec(401, 404, lambda w, who: {"json": {
+        "note": "Planted"}}),
+    ("POST", "/api/v1/milestones/{milestone_id:uuid}/request-changes"): spec(401, 404, lambda w, who: {
+        "json": {"message": "Planted"}}),
+    ("POST", "/api/v1/milestones/{milestone_id:uuid}/release"): spec(401, 404, lambda w, who: {"json": {
+        "amount": 100}}),
+    ("POST", "/api/v1/milestones/{milestone_id:uuid}/approve"): spec(401, 404),
+    ("POST", "/api/v1/milestones/{milestone_id:uuid}/cancel"): spec(401, 404),
+    # -- API: money of one's own (B's wallet is empty; A's never shows)
+    ("GET", "/api/v1/wallet"): spec(401, 200),
+    ("GET", "/api/v1/wallet/transactions"): spec(401, 200),
+    ("GET", "/api/v1/wallet/transactions.csv"): spec(401, 200),
+    ("POST", "/api/v1/wallet/payouts"): spec(401, 409, lambda w, who: {"json": {
+        "amount": 1_000, "currency": "USD", "destination": "000123456789"}}),
+    # -- API: for payment gateways; unsigned, so refused
+    ("POST", "/api/v1/payments/webhooks/{gateway_id:str}"): spec(400, 400),
     ("GET", "/api/v1/services/{service_id:uuid}"): spec(404, 404),
     ("PATCH", "/api/v1/services/{service_id:uuid}"): spec(401, 404, lambda w, who: {"json": {
         "title": "I will hijack your service"}}),
@@ -870,6 +894,8 @@ async def _a_market(app: App, world: World) -> None:
     accepted = await created(f"proposals/{world.a_proposal}/accept", {}, status=200)
     assert accepted["proposal"]["status"] == "accepted"
     world.a_contract = accepted["contract_id"]
+    contract = await app.client.get(f"{API}/contracts/{world.a_contract}", headers=a.auth)
+    world.a_milestone = contract.json()["milestones"][0]["id"]
     service = await created("services", service_body(title="I will build Alice's secret service"))
     assert service["status"] == "draft"
     world.a_service = service["id"]
