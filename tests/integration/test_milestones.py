@@ -487,3 +487,31 @@ async def test_two_payouts_racing_for_one_balance_never_overdraw(apps: Apps) -> 
     assert statuses == [200, 409, 409, 409, 409, 409], answers
     assert (await deal.balances())["available"] == 16_000
     assert await deal.problems() == []
+
+
+async def test_a_charge_confirmed_after_it_was_given_up_is_owed_to_the_client(app: App) -> None:
+    """The check gave the charge up (the gateway had no record of it yet); then the gateway's
+    webhook says it succeeded after all. The milestone was funded again meanwhile, so the money
+    must not land in escrow twice: it is owed back to the client, and nothing is lost."""
+    deal = await hire(app)
+    site = app.site
+
+    async def begin_only() -> str:
+        async with site.db.transaction() as session:
+            payment = await MilestoneService(site).begin_funding(
+                session, uuid.UUID(deal.milestones[0]["id"]), uuid.UUID(deal.owner.id), "sandbox")
+            return payment.reference
+
+    reference: str = await app.on_loop(begin_only)
+    await deal.run_timers(days=0.01)  # given up: the gateway never heard of it
+    assert (await deal.fund()).json()["status"] == "funded"
+    gateway = site.gateways.get("sandbox")
+    assert isinstance(gateway, SandboxGateway)
+    body = gateway.webhook_body(WebhookEvent(id="evt_late", kind="charge", reference=reference,
+                                             gateway_id="sb_late", outcome=Outcome.SUCCEEDED))
+    late = await app.client.post(f"{API}/payments/webhooks/sandbox", content=body,
+                                 headers={"Sandbox-Signature": gateway.sign(body)})
+    assert late.status_code == 200, late.text
+    balances = await deal.balances()
+    assert (balances["escrow"], balances["client_funding"], balances["gateway"]) == (40_000, 40_000, -80_000)
+    assert await deal.problems() == []

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from sqlalchemy import select
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from mercato.core.timers.models import Timer
 
 M = MilestoneStatus
+log = structlog.get_logger("mercato.payments")
 
 MILESTONE_TRANSITIONS: dict[str, frozenset[str]] = {
     M.PENDING: frozenset({M.FUNDING, M.CANCELLED}),
@@ -189,7 +191,8 @@ class MilestoneService:
             select(Payment).where(Payment.id == found.id)
             .with_for_update().execution_options(populate_existing=True)
         )).one()
-        if payment.status != PaymentStatus.PENDING or outcome == Outcome.PENDING:
+        late = payment.status == PaymentStatus.FAILED and outcome == Outcome.SUCCEEDED
+        if (payment.status != PaymentStatus.PENDING and not late) or outcome == Outcome.PENDING:
             if gateway_ref and not payment.gateway_id:
                 payment.gateway_id = gateway_ref
             return payment
@@ -203,6 +206,19 @@ class MilestoneService:
                 self._event(locked, events.MilestoneFundingFailed, None, session, message=payment.message)
             return payment
         payment.status = PaymentStatus.SUCCEEDED
+        if late or milestone.status != M.FUNDING:
+            # The gateway took the money after mercato had given the charge up (it never answered
+            # in time): the milestone may since be funded another way, so the money goes to the
+            # client's refund balance, never lost and never in escrow twice.
+            payment.message = "Confirmed after it was given up; owed back to the client."
+            owed = Account.user(contract.client_id, Purpose.CLIENT_FUNDING, payment.currency)
+            await self.ledger.post(session, key=f"charge:{payment.reference}", kind="late_funding", legs=[
+                Leg(Account.gateway(payment.gateway, payment.currency), -payment.amount),
+                Leg(owed, payment.amount),
+            ], reference=self._reference(locked, payment=payment.id))
+            log.warning("charge confirmed after it was given up", reference=payment.reference,
+                        amount=payment.amount, currency=payment.currency)
+            return payment
         escrowed = payment.amount - payment.fee
         legs = [Leg(Account.gateway(payment.gateway, payment.currency), -payment.amount),
                 Leg(Account.escrow(contract.id, payment.currency), escrowed)]
@@ -210,11 +226,6 @@ class MilestoneService:
             legs.append(Leg(Account.revenue(payment.currency), payment.fee))
         await self.ledger.post(session, key=f"charge:{payment.reference}", kind="funding", legs=legs,
                                reference=self._reference(locked, payment=payment.id))
-        if milestone.status != M.FUNDING:
-            # Confirmed after the milestone moved on (say, a charge that was thought lost and
-            # paid for again): the money waits in escrow, and the ledger shows it; an admin
-            # refunds it. Never silently dropped.
-            return payment
         milestone.status = M.FUNDED
         milestone.client_fee = payment.fee
         milestone.funded_at = utcnow()
