@@ -42,6 +42,7 @@ from mercato.core.db import utcnow
 from mercato.core.events import Event, emit
 from mercato.core.ledger.models import Purpose
 from mercato.core.ledger.services import Account, Ledger, Leg
+from mercato.core.payments.checks import ask_gateway, schedule_check
 from mercato.core.payments.fees import FeeContext, checked_fee
 from mercato.core.payments.gateways import Outcome
 from mercato.core.payments.models import Payment, PaymentKind, PaymentStatus
@@ -69,8 +70,6 @@ MILESTONE_TRANSITIONS: dict[str, frozenset[str]] = {
 AUTO_APPROVE = "milestone.auto_approve"
 HOLD_END = "ledger.hold_end"
 CHARGE_CHECK = "payment.charge_check"
-CHARGE_CHECK_MINUTES = 10
-"""A charge still pending this long after it was asked for is looked up at its gateway."""
 MAX_NOTE = 5_000
 
 
@@ -172,8 +171,7 @@ class MilestoneService:
         )
         session.add(payment)
         locked.milestone.status = M.FUNDING
-        await schedule(session, CHARGE_CHECK, payment.reference,
-                       utcnow() + timedelta(minutes=CHARGE_CHECK_MINUTES))
+        await schedule_check(session, CHARGE_CHECK, payment.reference)
         await session.flush()
         return payment
 
@@ -363,22 +361,9 @@ class MilestoneService:
         await self.release(session, locked.milestone.id, None)
 
     async def _check_charge(self, session: AsyncSession, timer: Timer) -> None:
-        """A charge with no answer yet (the gateway never called back, or this process died
-        between the gateway's answer and recording it): ask the gateway. One it never heard
-        of failed; one still pending is asked about again later."""
-        payment = await session.scalar(select(Payment).where(Payment.reference == timer.ref))
-        if payment is None or payment.status != PaymentStatus.PENDING:
-            return
-        result = await self.site.gateways.get(payment.gateway).retrieve("charge", payment.reference)
-        if result is None:
-            await self.settle_charge(session, payment.reference, Outcome.FAILED,
-                                     message="The payment did not reach the payment provider.")
-        elif result.outcome == Outcome.PENDING:
-            await schedule(session, CHARGE_CHECK, payment.reference,
-                           utcnow() + timedelta(minutes=CHARGE_CHECK_MINUTES))
-        else:
-            await self.settle_charge(session, payment.reference, result.outcome,
-                                     gateway_ref=result.gateway_id, message=result.message)
+        """A charge with no answer yet: the gateway never called back, or this process died
+        between the gateway's answer and recording it."""
+        await ask_gateway(self.site, session, timer, "charge", self.settle_charge)
 
     async def _hold_timer(self, session: AsyncSession, timer: Timer) -> None:
         await self._end_hold(session, timer.ref, timer.data)

@@ -11,22 +11,22 @@ account and refuses to go below zero.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from sqlalchemy import func, or_, select
 
 from mercato.core.contracts.models import Contract
-from mercato.core.db import utcnow
 from mercato.core.events import Event, EventPayload, emit
 from mercato.core.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction, Purpose
 from mercato.core.ledger.services import Account, Ledger, Leg
 from mercato.core.pagination import newest_first
+from mercato.core.payments.checks import ask_gateway, schedule_check
 from mercato.core.payments.gateways import Outcome
 from mercato.core.payments.models import Payment, PaymentKind, PaymentStatus
 from mercato.core.states import InvalidTransition
-from mercato.core.timers import TimerHandler, schedule
+from mercato.core.timers import TimerHandler
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from mercato.core.timers.models import Timer
 
 PAYOUT_CHECK = "payment.payout_check"
-PAYOUT_CHECK_MINUTES = 10
 
 
 class Balance(msgspec.Struct, kw_only=True):
@@ -197,8 +196,7 @@ class Wallet:
             Leg(Account.user(user_id, Purpose.DEVELOPER_AVAILABLE, data.currency), -data.amount),
             Leg(Account.gateway(gateway_id, data.currency), data.amount),
         ], reference={"payment": str(payment.id)})
-        await schedule(session, PAYOUT_CHECK, payment.reference,
-                       utcnow() + timedelta(minutes=PAYOUT_CHECK_MINUTES))
+        await schedule_check(session, PAYOUT_CHECK, payment.reference)
         emit(session, Event.of(PayoutRequested(payout_id=payment.id, user_id=user_id, amount=data.amount,
                                                currency=data.currency), actor_id=user_id))
         return payment
@@ -230,19 +228,7 @@ class Wallet:
         return payment
 
     async def _check_payout(self, session: AsyncSession, timer: Timer) -> None:
-        payment = await session.scalar(select(Payment).where(Payment.reference == timer.ref))
-        if payment is None or payment.status != PaymentStatus.PENDING:
-            return
-        result = await self.site.gateways.get(payment.gateway).retrieve("payout", payment.reference)
-        if result is None:
-            await self.settle_payout(session, payment.reference, Outcome.FAILED,
-                                     message="The payout did not reach the payment provider.")
-        elif result.outcome == Outcome.PENDING:
-            await schedule(session, PAYOUT_CHECK, payment.reference,
-                           utcnow() + timedelta(minutes=PAYOUT_CHECK_MINUTES))
-        else:
-            await self.settle_payout(session, payment.reference, result.outcome,
-                                     gateway_ref=result.gateway_id, message=result.message)
+        await ask_gateway(self.site, session, timer, "payout", self.settle_payout)
 
     def timer_handlers(self) -> list[TimerHandler]:
         return [TimerHandler(PAYOUT_CHECK, self._check_payout)]
