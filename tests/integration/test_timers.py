@@ -214,3 +214,20 @@ async def test_work_outside_a_transaction_is_leased_then_deleted_or_retried(site
     await sweepers[0].run_due(now + timedelta(hours=1))
     assert ran == ["a", "b"]
     assert [kind for kind, *_ in await timers(site)] == ["test.side", "test.side"]
+
+
+async def test_the_sweeper_sleeps_until_the_next_timer_not_a_whole_interval(site: Site) -> None:
+    recorder = Recorder()
+    sweeper = Sweeper(site.db, [recorder.handler()], interval=60.0)
+    sweeper.start()
+    try:
+        await asyncio.sleep(0.1)  # asleep, with nothing due
+        async with site.db.transaction() as session:  # the commit wakes it; it sleeps until due
+            await schedule(session, "test.note", "soon", utcnow() + timedelta(milliseconds=300))
+        for _ in range(40):
+            if recorder.runs:
+                break
+            await asyncio.sleep(0.05)
+        assert recorder.runs == [("soon", {})]
+    finally:
+        await sweeper.stop()

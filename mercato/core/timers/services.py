@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from mercato.core.db import conflict_insert, utcnow
 from mercato.core.tasks import Units, stop_task
@@ -29,12 +29,15 @@ from mercato.core.timers.models import Timer
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.orm import Session
 
     from mercato.core.db import Database
 
 log = structlog.get_logger("mercato.timers")
 
 MAX_ATTEMPTS = 8
+SCHEDULED = "mercato.timers_scheduled"
+"""Session flag: a timer was scheduled, so this process's sweeper looks again after commit."""
 LEASE_SECONDS = 300
 """How long a timer run outside a transaction is kept from other sweepers."""
 
@@ -67,6 +70,7 @@ async def schedule(
         index_elements=["kind", "ref"],
         set_={"due_at": insert.excluded.due_at, "data": insert.excluded.data, "attempts": 0},
     ))
+    session.sync_session.info[SCHEDULED] = True
 
 
 async def cancel(session: AsyncSession, kind: str, ref: str) -> None:
@@ -83,6 +87,12 @@ class Sweeper:
         self._task: asyncio.Task[None] | None = None
         self._units = Units()
         self._wakeup = asyncio.Event()
+        db.on_commit(self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        # Read, not popped: a process may run more than one sweeper on a database (tests do).
+        if session.info.get(SCHEDULED) and self._task is not None:
+            self.wake()
 
     def start(self) -> None:
         if self.handlers and self._task is None:
@@ -99,15 +109,26 @@ class Sweeper:
 
     async def _run(self) -> None:
         while True:
+            self._wakeup.clear()
+            wait = self.interval
             try:
                 while await self._units.run(self.run_one()):
                     pass
+                wait = min(wait, await self._until_next())
             except Exception as exc:
                 log.warning("timer sweep failed; retrying", error=repr(exc))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
+                async with asyncio.timeout(wait):
                     await self._wakeup.wait()
-            self._wakeup.clear()
+
+    async def _until_next(self) -> float:
+        """Seconds until the next timer this sweeper runs falls due."""
+        async with self.db.reading() as session:
+            due = await session.scalar(
+                select(func.min(Timer.due_at))
+                .where(Timer.kind.in_(self.handlers), Timer.attempts < MAX_ATTEMPTS)
+            )
+        return self.interval if due is None else max(0.0, (due - utcnow()).total_seconds())
 
     async def run_due(self, now: datetime | None = None) -> int:
         """Run every timer due by ``now``; how many ran (for tests and ``mercato`` commands)."""
