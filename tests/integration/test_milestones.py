@@ -225,8 +225,9 @@ async def test_cancelling_refunds_the_escrow_to_the_client(apps: Apps) -> None:
     assert "open a dispute" in refused.json()["detail"]
     cancelled = await deal.act(deal.dev, 0, "cancel")
     assert (cancelled.json()["status"], cancelled.json()["refunded"]) == ("cancelled", 40_000)
-    assert await deal.balances() == {"escrow": 0, "pending": 0, "available": 0, "client_funding": 42_000,
-                                     "revenue": 0, "gateway": -42_000}
+    # Escrow and the client fee went back through the client's refund balance to the card.
+    assert await deal.balances() == {"escrow": 0, "pending": 0, "available": 0, "client_funding": 0,
+                                     "revenue": 0, "gateway": 0}
     # The second milestone was never funded: either party cancels it, no money moves.
     assert (await deal.act(deal.owner, 1, "cancel")).json()["status"] == "cancelled"
     assert_problem(await deal.fund(1), 409)
@@ -283,9 +284,10 @@ async def test_approval_racing_cancel_settles_one_way(apps: Apps) -> None:
     balances = await deal.balances()
     assert balances["escrow"] == 0
     if approve == 200:
-        assert (balances["pending"], balances["client_funding"]) == (36_000, 0)
-    else:
-        assert (balances["pending"], balances["client_funding"]) == (0, 40_000)
+        assert (balances["pending"], balances["gateway"]) == (36_000, -40_000)
+    else:  # refunded to the card
+        assert (balances["pending"], balances["gateway"]) == (0, 0)
+    assert balances["client_funding"] == 0
     assert await deal.problems() == []
 
 

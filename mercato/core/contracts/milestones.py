@@ -46,6 +46,7 @@ from mercato.core.payments.checks import ask_gateway, schedule_check
 from mercato.core.payments.fees import FeeContext, checked_fee
 from mercato.core.payments.gateways import Outcome
 from mercato.core.payments.models import Payment, PaymentKind, PaymentStatus
+from mercato.core.payments.refunds import Refunds
 from mercato.core.states import InvalidTransition, check_transition
 from mercato.core.timers import TimerHandler, cancel, schedule
 
@@ -77,6 +78,8 @@ MAX_NOTE = 5_000
 class Locked:
     contract: Contract
     milestone: Milestone
+    refund: str | None = None
+    """The reference of a refund this change began (send it to the gateway after commit)."""
 
     @property
     def in_escrow(self) -> int:
@@ -322,7 +325,8 @@ class MilestoneService:
     async def cancel(self, session: AsyncSession, milestone_id: uuid.UUID, user_id: uuid.UUID) -> Locked:
         """Either party cancels a milestone not yet funded. A funded one only the developer
         cancels (the client asks the developer, or opens a dispute); its escrow goes back to the
-        client's funding balance with the client fee's share."""
+        client's refund balance with the client fee's share, and a refund of its charge begins
+        (:attr:`Locked.refund`: send it once committed)."""
         locked = await self.lock(session, milestone_id, user_id)
         self._open(locked)
         milestone, contract = locked.milestone, locked.contract
@@ -345,6 +349,11 @@ class MilestoneService:
             await self.ledger.post(session, key=f"refund:{milestone.id}", kind="refund", legs=legs,
                                    reference=self._reference(locked, fee=fee_share))
             milestone.refunded += refund
+            payment = await Refunds(self.site).begin(
+                session, client_id=contract.client_id, contract_id=contract.id, milestone_id=milestone.id,
+                amount=refund + fee_share, currency=contract.currency,
+            )
+            locked = Locked(contract, milestone, payment.reference if payment else None)
         milestone.status = M.CANCELLED
         await cancel(session, AUTO_APPROVE, str(milestone.id))
         self._event(locked, events.MilestoneCancelled, user_id, session, refunded=refund)

@@ -22,6 +22,7 @@ from mercato.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from mercato.core.payments.gateways import ChargeRequest, GatewayError, UnknownGateway
 from mercato.core.payments.idempotency import idempotent
 from mercato.core.payments.models import PaymentStatus
+from mercato.core.payments.refunds import Refunds
 from mercato.core.site import Site
 
 log = structlog.get_logger("mercato.payments")
@@ -143,7 +144,9 @@ class MilestonesController(Controller):
         cancels; its escrow goes back to the client."""
         principal = require_principal(request)
         async with site.db.transaction() as session:
-            await MilestoneService(site).cancel(session, milestone_id, principal.user_id)
+            locked = await MilestoneService(site).cancel(session, milestone_id, principal.user_id)
+        if locked.refund:
+            await Refunds(site).send(locked.refund)
         return await _milestone(site, milestone_id, principal.user_id)
 
 

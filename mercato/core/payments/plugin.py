@@ -25,10 +25,11 @@ def register_routes(site: Site) -> list[Any]:
 
 @hookimpl
 def register_timer_handlers(site: Site) -> list[Any]:
-    """Payouts with no answer from their gateway are looked up there."""
+    """Refunds and payouts with no answer from their gateway are looked up there."""
+    from mercato.core.payments.refunds import Refunds
     from mercato.core.payments.wallet import Wallet
 
-    return Wallet(site).timer_handlers()
+    return [*Refunds(site).timer_handlers(), *Wallet(site).timer_handlers()]
 
 
 @hookimpl(trylast=True)

@@ -29,6 +29,7 @@ from mercato.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Limit
 from mercato.core.payments.gateways import GatewayError, InvalidWebhook, PayoutRequest, UnknownGateway
 from mercato.core.payments.idempotency import idempotent
 from mercato.core.payments.models import Payment, PaymentKind, PaymentStatus, PaymentWebhook
+from mercato.core.payments.refunds import Refunds
 from mercato.core.payments.wallet import (
     PayoutIn,
     PayoutOut,
@@ -76,6 +77,9 @@ class PaymentsController(Controller):
                 milestones = MilestoneService(site)
                 await milestones.settle_charge(session, event.reference, event.outcome,
                                                gateway_ref=event.gateway_id, message=event.message)
+            elif event.kind == PaymentKind.REFUND:
+                await Refunds(site).settle(session, event.reference, event.outcome,
+                                           gateway_ref=event.gateway_id, message=event.message)
             elif event.kind == PaymentKind.PAYOUT:
                 await Wallet(site).settle_payout(session, event.reference, event.outcome,
                                                  gateway_ref=event.gateway_id, message=event.message)
