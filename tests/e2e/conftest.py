@@ -27,8 +27,8 @@ def free_port() -> int:
 class LiveServer:
     """Serves an ASGI app with uvicorn inside the test's event loop."""
 
-    def __init__(self, app: Any, *, access_log: bool = True) -> None:
-        self.port = free_port()
+    def __init__(self, app: Any, *, access_log: bool = True, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on",

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 
 from mercato.core.ledger.models import ImmutableLedgerError, LedgerEntry, Purpose
 from mercato.core.ledger.services import (
+    SHARDS,
     Account,
     IdempotencyConflict,
     InsufficientFunds,
@@ -311,3 +312,13 @@ def test_the_books_balance_after_any_sequence_of_movements(migrated_settings: An
             machine().runTest()
         finally:
             runner.run(Books.site.db.dispose())
+
+
+def test_hot_accounts_are_sharded_by_what_a_movement_belongs_to() -> None:
+    contract = uuid.UUID(int=SHARDS * 7 + 3)
+    assert Account.revenue("USD").owner == "platform"
+    assert Account.revenue("USD", by=contract).owner == "platform#3"
+    assert Account.gateway("sandbox", "EUR", by=contract).owner == "gateway:sandbox#3"
+    assert Account.gateway("sandbox", "EUR", by=uuid.UUID(int=SHARDS * 2)).owner == "gateway:sandbox"
+    owners = {Account.revenue("USD", by=uuid.uuid4()).owner for _ in range(400)}
+    assert len(owners) == SHARDS

@@ -79,8 +79,9 @@ class Deal:
             "pending": Account.user(dev, Purpose.DEVELOPER_PENDING, "USD"),
             "available": Account.user(dev, Purpose.DEVELOPER_AVAILABLE, "USD"),
             "client_funding": Account.user(owner, Purpose.CLIENT_FUNDING, "USD"),
-            "revenue": Account.revenue("USD"),
-            "gateway": Account.gateway("sandbox", "USD"),
+            # This contract's shard of each (see mercato.core.ledger.services.SHARDS).
+            "revenue": Account.revenue("USD", by=contract),
+            "gateway": Account.gateway("sandbox", "USD", by=contract),
         }
 
         async def read() -> dict[str, int]:

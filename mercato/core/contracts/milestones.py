@@ -214,17 +214,17 @@ class MilestoneService:
             payment.message = "Confirmed after it was given up; owed back to the client."
             owed = Account.user(contract.client_id, Purpose.CLIENT_FUNDING, payment.currency)
             await self.ledger.post(session, key=f"charge:{payment.reference}", kind="late_funding", legs=[
-                Leg(Account.gateway(payment.gateway, payment.currency), -payment.amount),
+                Leg(Account.gateway(payment.gateway, payment.currency, by=contract.id), -payment.amount),
                 Leg(owed, payment.amount),
             ], reference=self._reference(locked, payment=payment.id))
             log.warning("charge confirmed after it was given up", reference=payment.reference,
                         amount=payment.amount, currency=payment.currency)
             return payment
         escrowed = payment.amount - payment.fee
-        legs = [Leg(Account.gateway(payment.gateway, payment.currency), -payment.amount),
+        legs = [Leg(Account.gateway(payment.gateway, payment.currency, by=contract.id), -payment.amount),
                 Leg(Account.escrow(contract.id, payment.currency), escrowed)]
         if payment.fee:
-            legs.append(Leg(Account.revenue(payment.currency), payment.fee))
+            legs.append(Leg(Account.revenue(payment.currency, by=contract.id), payment.fee))
         await self.ledger.post(session, key=f"charge:{payment.reference}", kind="funding", legs=legs,
                                reference=self._reference(locked, payment=payment.id))
         milestone.status = M.FUNDED
@@ -299,7 +299,7 @@ class MilestoneService:
         if amount - fee:
             legs.append(Leg(developer, amount - fee))
         if fee:
-            legs.append(Leg(Account.revenue(contract.currency), fee))
+            legs.append(Leg(Account.revenue(contract.currency, by=contract.id), fee))
         await self.ledger.post(session, key=key, kind="release", legs=legs,
                                reference=self._reference(locked, fee=fee))
         milestone.released += amount
@@ -345,7 +345,7 @@ class MilestoneService:
                     Leg(Account.user(contract.client_id, Purpose.CLIENT_FUNDING, contract.currency),
                         refund + fee_share)]
             if fee_share:
-                legs.append(Leg(Account.revenue(contract.currency), -fee_share))
+                legs.append(Leg(Account.revenue(contract.currency, by=contract.id), -fee_share))
             await self.ledger.post(session, key=f"refund:{milestone.id}", kind="refund", legs=legs,
                                    reference=self._reference(locked, fee=fee_share))
             milestone.refunded += refund

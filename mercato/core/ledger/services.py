@@ -73,12 +73,26 @@ class Account:
         return cls(f"contract:{contract_id}", Purpose.ESCROW, currency)
 
     @classmethod
-    def revenue(cls, currency: str) -> Account:
-        return cls(PLATFORM, Purpose.PLATFORM_REVENUE, currency)
+    def revenue(cls, currency: str, by: uuid.UUID | None = None) -> Account:
+        """The platform's revenue; with ``by``, one of :data:`SHARDS` accounts chosen by it."""
+        return cls(_sharded(PLATFORM, by), Purpose.PLATFORM_REVENUE, currency)
 
     @classmethod
-    def gateway(cls, gateway_id: str, currency: str) -> Account:
-        return cls(f"gateway:{gateway_id}", Purpose.GATEWAY_CLEARING, currency)
+    def gateway(cls, gateway_id: str, currency: str, by: uuid.UUID | None = None) -> Account:
+        """A gateway's clearing account; with ``by``, one of :data:`SHARDS` chosen by it."""
+        return cls(_sharded(f"gateway:{gateway_id}", by), Purpose.GATEWAY_CLEARING, currency)
+
+
+SHARDS = 16
+"""Accounts that every payment would touch (platform revenue, a gateway's clearing account)
+are split into this many, chosen by the contract or person a movement belongs to: each
+posting locks its accounts' rows, and one row for all would let one payment through at a time.
+A total is the sum over the shards (owners ``platform``, ``platform#1`` … ``platform#15``)."""
+
+
+def _sharded(owner: str, by: uuid.UUID | None) -> str:
+    shard = 0 if by is None else by.int % SHARDS
+    return owner if shard == 0 else f"{owner}#{shard}"
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class Refunds:
         refund.status = PaymentStatus.SUCCEEDED
         await Ledger().post(session, key=f"refund-paid:{reference}", kind="refund_paid", legs=[
             Leg(Account.user(refund.user_id, Purpose.CLIENT_FUNDING, refund.currency), -refund.amount),
-            Leg(Account.gateway(refund.gateway, refund.currency), refund.amount),
+            Leg(Account.gateway(refund.gateway, refund.currency, by=refund.contract_id), refund.amount),
         ], reference={"payment": str(refund.id), "contract": str(refund.contract_id),
                       "milestone": str(refund.milestone_id)})
         emit(session, Event.of(PaymentRefunded(

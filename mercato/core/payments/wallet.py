@@ -194,7 +194,7 @@ class Wallet:
         await session.flush()
         await self.ledger.post(session, key=f"payout:{payment.reference}", kind="payout", legs=[
             Leg(Account.user(user_id, Purpose.DEVELOPER_AVAILABLE, data.currency), -data.amount),
-            Leg(Account.gateway(gateway_id, data.currency), data.amount),
+            Leg(Account.gateway(gateway_id, data.currency, by=user_id), data.amount),
         ], reference={"payment": str(payment.id)})
         await schedule_check(session, PAYOUT_CHECK, payment.reference)
         emit(session, Event.of(PayoutRequested(payout_id=payment.id, user_id=user_id, amount=data.amount,
@@ -221,7 +221,7 @@ class Wallet:
         payment.message = message[:300] or "The payout failed."
         key = f"payout-reversal:{payment.reference}"
         await self.ledger.post(session, key=key, kind="payout_reversal", legs=[
-            Leg(Account.gateway(payment.gateway, payment.currency), -payment.amount),
+            Leg(Account.gateway(payment.gateway, payment.currency, by=payment.user_id), -payment.amount),
             Leg(Account.user(payment.user_id, Purpose.DEVELOPER_AVAILABLE, payment.currency), payment.amount),
         ], reference={"payment": str(payment.id)})
         emit(session, Event.of(PayoutFailed(**payload, message=payment.message)))
