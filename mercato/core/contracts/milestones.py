@@ -81,13 +81,6 @@ class Locked:
     refund: str | None = None
     """The reference of a refund this change began (send it to the gateway after commit)."""
 
-    @property
-    def in_escrow(self) -> int:
-        """The milestone's money still in escrow."""
-        if self.milestone.status not in IN_ESCROW:
-            return 0
-        return self.milestone.amount - self.milestone.released - self.milestone.refunded
-
 
 class PaymentFailed(InvalidTransition):
     """402: the gateway refused the payment; the message says why, in words for the payer."""
@@ -107,14 +100,15 @@ class MilestoneService:
     async def lock(self, session: AsyncSession, milestone_id: uuid.UUID, user_id: uuid.UUID | None) -> Locked:
         """The milestone and its contract, locked (contract first). 404 unless ``user_id`` is a
         party (``None``: the system, for timers and webhooks)."""
-        milestone = await session.get(Milestone, milestone_id)
-        contract = await session.get(Contract, milestone.contract_id) if milestone is not None else None
-        if milestone is None or contract is None or (
-            user_id is not None and user_id not in (contract.client_id, contract.developer_id)
-        ):
+        # Parties are checked before any lock: a stranger never holds someone else's rows.
+        found = (await session.execute(
+            select(Contract.id, Contract.client_id, Contract.developer_id)
+            .join(Milestone, Milestone.contract_id == Contract.id).where(Milestone.id == milestone_id)
+        )).first()
+        if found is None or (user_id is not None and user_id not in (found.client_id, found.developer_id)):
             raise NotFoundException("No such milestone.")
         contract = (await session.scalars(
-            select(Contract).where(Contract.id == contract.id)
+            select(Contract).where(Contract.id == found.id)
             .with_for_update().execution_options(populate_existing=True)
         )).one()
         milestone = (await session.scalars(
@@ -271,7 +265,7 @@ class MilestoneService:
         self._only(locked, client_id, "client")
         self._open(locked)
         milestone = locked.milestone
-        rest = locked.in_escrow
+        rest = milestone.in_escrow
         if amount is None or amount == rest:
             check_transition(milestone.status, M.APPROVED, MILESTONE_TRANSITIONS, "milestone")
             amount = rest
@@ -333,7 +327,7 @@ class MilestoneService:
         if milestone.status == M.FUNDING:
             raise InvalidTransition("A payment for this milestone is on its way; cancel once it has settled.")
         check_transition(milestone.status, M.CANCELLED, MILESTONE_TRANSITIONS, "milestone")
-        refund = locked.in_escrow
+        refund = milestone.in_escrow
         if refund and user_id != contract.developer_id:
             raise PermissionDeniedException(
                 "A funded milestone is cancelled by the developer, who then refunds you; "

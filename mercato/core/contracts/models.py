@@ -85,5 +85,10 @@ class Milestone(UUIDPrimaryKey, Timestamps, Base):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
+    @property
+    def in_escrow(self) -> int:
+        """Minor units held in escrow for this milestone now."""
+        return self.amount - self.released - self.refunded if self.status in IN_ESCROW else 0
+
 
 CONTRACT_MODELS: list[type[Base]] = [Contract, Milestone]

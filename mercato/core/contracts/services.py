@@ -10,7 +10,7 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy import or_, select
 
 from mercato.core.contracts import events, schemas
-from mercato.core.contracts.models import IN_ESCROW, Contract, Milestone
+from mercato.core.contracts.models import Contract, Milestone
 from mercato.core.events import Event, emit
 from mercato.core.pagination import newest_first
 
@@ -32,7 +32,7 @@ def milestone_out(m: Milestone, currency: str) -> schemas.MilestoneOut:
     return schemas.MilestoneOut(
         id=m.id, contract_id=m.contract_id, position=m.position, title=m.title, description=m.description,
         amount=m.amount, currency=currency, due_days=m.due_days, status=m.status, released=m.released,
-        refunded=m.refunded, in_escrow=m.amount - m.released - m.refunded if m.status in IN_ESCROW else 0,
+        refunded=m.refunded, in_escrow=m.in_escrow,
         client_fee=m.client_fee, funded_at=m.funded_at, submitted_at=m.submitted_at,
         approved_at=m.approved_at,
     )
