@@ -67,3 +67,52 @@ class PaymentReleased(_MilestoneEvent, frozen=True):
     fee: int
     available_at: str
     """ISO 8601: when the developer can pay it out."""
+
+
+class ContractCompleted(EventPayload, frozen=True):
+    """Every milestone is settled and a party closed the contract."""
+
+    event_type: ClassVar[str] = "contract.completed"
+    contract_id: uuid.UUID
+    client_id: uuid.UUID
+    developer_id: uuid.UUID
+    currency: str
+    paid: int
+    """Minor units released to the developer over the contract (fees included)."""
+
+
+class ContractCancelled(ContractCompleted, frozen=True):
+    """A party ended the contract early; nothing was left in escrow."""
+
+    event_type: ClassVar[str] = "contract.cancelled"
+
+
+class MilestoneProposed(_MilestoneEvent, frozen=True):
+    """A party proposed one more milestone; the other accepts or declines it."""
+
+    event_type: ClassVar[str] = "milestone.proposed"
+    proposed_by: uuid.UUID
+    title: str
+
+
+class MilestoneAccepted(MilestoneProposed, frozen=True):
+    event_type: ClassVar[str] = "milestone.accepted"
+
+
+class MilestoneDisputed(_MilestoneEvent, frozen=True):
+    """A dispute froze the milestone's escrow (the disputes plugin tells the rest)."""
+
+    event_type: ClassVar[str] = "milestone.disputed"
+    reason: str
+    dispute_id: uuid.UUID
+
+
+class MilestoneSettled(_MilestoneEvent, frozen=True):
+    """A dispute ended: ``released`` of the escrow went to the developer, ``refunded`` to the client."""
+
+    event_type: ClassVar[str] = "milestone.settled"
+    released: int
+    refunded: int
+    note: str
+    """The decision's reasons, for both parties."""
+    dispute_id: uuid.UUID

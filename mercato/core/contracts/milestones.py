@@ -37,7 +37,15 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from sqlalchemy import select
 
 from mercato.core.contracts import events
-from mercato.core.contracts.models import IN_ESCROW, Contract, ContractStatus, Milestone, MilestoneStatus
+from mercato.core.contracts.activity import ContractFiles, record
+from mercato.core.contracts.models import (
+    IN_ESCROW,
+    Contract,
+    ContractActivity,
+    ContractStatus,
+    Milestone,
+    MilestoneStatus,
+)
 from mercato.core.db import utcnow
 from mercato.core.events import Event, emit
 from mercato.core.ledger.models import Purpose
@@ -51,6 +59,8 @@ from mercato.core.states import InvalidTransition, check_transition
 from mercato.core.timers import TimerHandler, cancel, schedule
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from mercato.core.site import Site
@@ -60,13 +70,26 @@ M = MilestoneStatus
 log = structlog.get_logger("mercato.payments")
 
 MILESTONE_TRANSITIONS: dict[str, frozenset[str]] = {
+    M.PROPOSED: frozenset({M.PENDING, M.CANCELLED}),
     M.PENDING: frozenset({M.FUNDING, M.CANCELLED}),
     M.FUNDING: frozenset({M.FUNDED, M.PENDING}),
     M.FUNDED: frozenset({M.SUBMITTED, M.APPROVED, M.CANCELLED, M.DISPUTED}),
     M.SUBMITTED: frozenset({M.CHANGES_REQUESTED, M.APPROVED, M.DISPUTED}),
     M.CHANGES_REQUESTED: frozenset({M.SUBMITTED, M.APPROVED, M.DISPUTED}),
+    M.DISPUTED: frozenset({M.APPROVED, M.CANCELLED}),
 }
 """Where each milestone state may go (``approved`` and ``cancelled`` are final)."""
+
+C = ContractStatus
+CONTRACT_TRANSITIONS: dict[str, frozenset[str]] = {
+    C.PENDING_FUNDING: frozenset({C.ACTIVE, C.CANCELLED}),
+    C.ACTIVE: frozenset({C.COMPLETED, C.CANCELLED, C.DISPUTED}),
+    C.DISPUTED: frozenset({C.ACTIVE}),
+}
+"""Where each contract state may go (``completed`` and ``cancelled`` are final)."""
+
+SETTLED = frozenset({M.APPROVED, M.CANCELLED})
+MAX_MILESTONES = 50
 
 AUTO_APPROVE = "milestone.auto_approve"
 HOLD_END = "ledger.hold_end"
@@ -97,6 +120,19 @@ class MilestoneService:
         self.settings = site.settings.payments
 
     # -- finding and locking -----------------------------------------------------------
+    async def lock_contract(self, session: AsyncSession, contract_id: uuid.UUID,
+                            user_id: uuid.UUID) -> Contract:
+        """The contract, locked; 404 unless ``user_id`` is a party (checked before the lock)."""
+        found = (await session.execute(
+            select(Contract.client_id, Contract.developer_id).where(Contract.id == contract_id)
+        )).first()
+        if found is None or user_id not in (found.client_id, found.developer_id):
+            raise NotFoundException("No such contract.")
+        return (await session.scalars(
+            select(Contract).where(Contract.id == contract_id)
+            .with_for_update().execution_options(populate_existing=True)
+        )).one()
+
     async def lock(self, session: AsyncSession, milestone_id: uuid.UUID, user_id: uuid.UUID | None) -> Locked:
         """The milestone and its contract, locked (contract first). 404 unless ``user_id`` is a
         party (``None``: the system, for timers and webhooks)."""
@@ -124,18 +160,32 @@ class MilestoneService:
             raise PermissionDeniedException(f"Only the contract's {role} can do that.")
 
     @staticmethod
-    def _open(locked: Locked) -> None:
-        if locked.contract.status not in (ContractStatus.PENDING_FUNDING, ContractStatus.ACTIVE):
-            raise InvalidTransition(f"This contract is {locked.contract.status.replace('_', ' ')}.")
+    def _open(locked: Locked | Contract) -> None:
+        contract = locked.contract if isinstance(locked, Locked) else locked
+        if contract.status not in (ContractStatus.PENDING_FUNDING, ContractStatus.ACTIVE):
+            raise InvalidTransition(f"This contract is {contract.status.replace('_', ' ')}.")
 
     def _event(self, locked: Locked, payload_type: type[Any], actor_id: uuid.UUID | None,
-               session: AsyncSession, **extra: Any) -> None:
+               session: AsyncSession, **extra: Any) -> ContractActivity:
+        """Emit the milestone's event and put the step on the contract's timeline."""
         milestone, contract = locked.milestone, locked.contract
+        amount = extra.pop("amount", milestone.amount)
         emit(session, Event.of(payload_type(
             milestone_id=milestone.id, contract_id=contract.id, client_id=contract.client_id,
-            developer_id=contract.developer_id, amount=extra.pop("amount", milestone.amount),
-            currency=contract.currency, **extra,
+            developer_id=contract.developer_id, amount=amount, currency=contract.currency, **extra,
         ), actor_id=actor_id))
+        message = next((extra.pop(name) for name in ("note", "message", "reason") if name in extra), "")
+        data = {name: str(value) if isinstance(value, uuid.UUID) else value for name, value in extra.items()}
+        return record(session, contract.id, payload_type.event_type, milestone_id=milestone.id,
+                      actor_id=actor_id, message=message, amount=amount, data=data)
+
+    def _contract_event(self, session: AsyncSession, contract: Contract, payload_type: type[Any],
+                        actor_id: uuid.UUID | None, paid: int) -> None:
+        emit(session, Event.of(payload_type(
+            contract_id=contract.id, client_id=contract.client_id, developer_id=contract.developer_id,
+            currency=contract.currency, paid=paid,
+        ), actor_id=actor_id))
+        record(session, contract.id, payload_type.event_type, actor_id=actor_id, amount=paid)
 
     def _fee_context(self, locked: Locked, amount: int) -> FeeContext:
         contract = locked.contract
@@ -231,7 +281,8 @@ class MilestoneService:
 
     # -- work ----------------------------------------------------------------------------
     async def submit(self, session: AsyncSession, milestone_id: uuid.UUID, developer_id: uuid.UUID,
-                     note: str) -> Locked:
+                     note: str, files: Sequence[uuid.UUID] = ()) -> Locked:
+        """Hand in the work with a note and deliverables uploaded before (``files``)."""
         locked = await self.lock(session, milestone_id, developer_id)
         self._only(locked, developer_id, "developer")
         self._open(locked)
@@ -241,7 +292,8 @@ class MilestoneService:
         locked.milestone.submitted_at = now
         await schedule(session, AUTO_APPROVE, str(milestone_id),
                        now + timedelta(days=self.settings.auto_approve_days))
-        self._event(locked, events.MilestoneSubmitted, developer_id, session, note=note[:MAX_NOTE])
+        step = self._event(locked, events.MilestoneSubmitted, developer_id, session, note=note[:MAX_NOTE])
+        await ContractFiles(self.site).attach(session, locked.contract.id, developer_id, files, step)
         return locked
 
     async def request_changes(self, session: AsyncSession, milestone_id: uuid.UUID, client_id: uuid.UUID,
@@ -265,6 +317,8 @@ class MilestoneService:
         self._only(locked, client_id, "client")
         self._open(locked)
         milestone = locked.milestone
+        if milestone.status == M.DISPUTED:
+            raise InvalidTransition("This milestone is in dispute; its escrow is frozen until it is settled.")
         rest = milestone.in_escrow
         if amount is None or amount == rest:
             check_transition(milestone.status, M.APPROVED, MILESTONE_TRANSITIONS, "milestone")
@@ -334,24 +388,158 @@ class MilestoneService:
                 "ask them, or open a dispute."
             )
         if refund:
-            fee_share = milestone.client_fee * refund // milestone.amount
-            legs = [Leg(Account.escrow(contract.id, contract.currency), -refund),
-                    Leg(Account.user(contract.client_id, Purpose.CLIENT_FUNDING, contract.currency),
-                        refund + fee_share)]
-            if fee_share:
-                legs.append(Leg(Account.revenue(contract.currency, by=contract.id), -fee_share))
-            await self.ledger.post(session, key=f"refund:{milestone.id}", kind="refund", legs=legs,
-                                   reference=self._reference(locked, fee=fee_share))
-            milestone.refunded += refund
-            payment = await Refunds(self.site).begin(
-                session, client_id=contract.client_id, contract_id=contract.id, milestone_id=milestone.id,
-                amount=refund + fee_share, currency=contract.currency,
-            )
-            locked = Locked(contract, milestone, payment.reference if payment else None)
+            locked = Locked(contract, milestone, await self._refund(session, locked, refund))
         milestone.status = M.CANCELLED
         await cancel(session, AUTO_APPROVE, str(milestone.id))
         self._event(locked, events.MilestoneCancelled, user_id, session, refunded=refund)
         return locked
+
+    async def _refund(self, session: AsyncSession, locked: Locked, refund: int) -> str | None:
+        """Move ``refund`` of the milestone's escrow, with the client fee's share of it, to the
+        client's refund balance, and begin the gateway refund; its reference (send it after
+        commit). A milestone is refunded once: the step that does it ends the milestone."""
+        milestone, contract = locked.milestone, locked.contract
+        fee_share = milestone.client_fee * refund // milestone.amount
+        legs = [Leg(Account.escrow(contract.id, contract.currency), -refund),
+                Leg(Account.user(contract.client_id, Purpose.CLIENT_FUNDING, contract.currency),
+                    refund + fee_share)]
+        if fee_share:
+            legs.append(Leg(Account.revenue(contract.currency, by=contract.id), -fee_share))
+        await self.ledger.post(session, key=f"refund:{milestone.id}", kind="refund", legs=legs,
+                               reference=self._reference(locked, fee=fee_share))
+        milestone.refunded += refund
+        payment = await Refunds(self.site).begin(
+            session, client_id=contract.client_id, contract_id=contract.id, milestone_id=milestone.id,
+            amount=refund + fee_share, currency=contract.currency,
+        )
+        return payment.reference if payment else None
+
+    # -- disputes ------------------------------------------------------------------------
+    async def freeze(self, session: AsyncSession, milestone_id: uuid.UUID, user_id: uuid.UUID, *,
+                     reason: str, dispute_id: uuid.UUID) -> Locked:
+        """A party disputes a funded or submitted milestone: its escrow is frozen (no release,
+        no cancel, no auto-approval) and the contract is ``disputed`` until :meth:`settle_dispute`."""
+        locked = await self.lock(session, milestone_id, user_id)
+        self._open(locked)
+        milestone, contract = locked.milestone, locked.contract
+        check_transition(milestone.status, M.DISPUTED, MILESTONE_TRANSITIONS, "milestone")
+        check_transition(contract.status, C.DISPUTED, CONTRACT_TRANSITIONS, "contract")
+        milestone.status = M.DISPUTED
+        contract.status = C.DISPUTED
+        await cancel(session, AUTO_APPROVE, str(milestone.id))
+        self._event(locked, events.MilestoneDisputed, user_id, session, amount=milestone.in_escrow,
+                    reason=reason[:MAX_NOTE], dispute_id=dispute_id)
+        return locked
+
+    async def settle_dispute(self, session: AsyncSession, milestone_id: uuid.UUID, to_developer: int,
+                             actor_id: uuid.UUID | None, *, note: str = "", dispute_id: uuid.UUID) -> Locked:
+        """End a dispute: ``to_developer`` of the frozen escrow is released to the developer (less
+        the fee, through the usual hold), the rest refunded to the client. The milestone is then
+        ``approved`` (something was paid) or ``cancelled``, and the contract ``active`` again.
+        ``actor_id``: the admin who decided, or None when the response window decided."""
+        locked = await self.lock(session, milestone_id, None)
+        milestone, contract = locked.milestone, locked.contract
+        if milestone.status != M.DISPUTED:
+            raise InvalidTransition("This milestone is not in dispute.")
+        rest = milestone.in_escrow
+        if not 0 <= to_developer <= rest:
+            raise InvalidTransition(f"Split between 0 and {rest} minor units: that is what is in escrow.")
+        if to_developer:
+            await self._pay_developer(session, locked, to_developer, actor_id)
+        refund = rest - to_developer
+        reference = await self._refund(session, locked, refund) if refund else None
+        if to_developer:
+            milestone.status = M.APPROVED
+            milestone.approved_at = utcnow()
+        else:
+            milestone.status = M.CANCELLED
+        check_transition(contract.status, C.ACTIVE, CONTRACT_TRANSITIONS, "contract")
+        contract.status = C.ACTIVE
+        self._event(locked, events.MilestoneSettled, actor_id, session, amount=rest, released=to_developer,
+                    refunded=refund, note=note[:MAX_NOTE], dispute_id=dispute_id)
+        return Locked(contract, milestone, reference)
+
+    # -- more milestones, and ending the contract -------------------------------------------
+    async def propose(self, session: AsyncSession, contract_id: uuid.UUID, user_id: uuid.UUID, *, title: str,
+                      amount: int, description: str = "", due_days: int | None = None) -> Locked:
+        """Either party proposes one more milestone; it counts once the other accepts it."""
+        contract = await self.lock_contract(session, contract_id, user_id)
+        ours = list(await session.scalars(select(Milestone).where(Milestone.contract_id == contract_id)))
+        self._open(contract)
+        if len(ours) >= MAX_MILESTONES:
+            raise InvalidTransition(f"A contract holds at most {MAX_MILESTONES} milestones.")
+        milestone = Milestone(
+            id=uuid.uuid4(), contract_id=contract.id,
+            position=max(m.position for m in ours) + 1 if ours else 0,
+            title=title[:200], description=description, amount=amount, due_days=due_days,
+            status=M.PROPOSED, proposed_by=user_id, released=0, refunded=0, client_fee=0,
+        )
+        session.add(milestone)
+        await session.flush()
+        locked = Locked(contract, milestone)
+        self._event(locked, events.MilestoneProposed, user_id, session, proposed_by=user_id,
+                    title=milestone.title)
+        return locked
+
+    async def accept(self, session: AsyncSession, milestone_id: uuid.UUID, user_id: uuid.UUID) -> Locked:
+        """The other party accepts a proposed milestone: it becomes ``pending`` (to be funded)
+        and joins the contract's total."""
+        locked = await self.lock(session, milestone_id, user_id)
+        self._open(locked)
+        milestone, contract = locked.milestone, locked.contract
+        check_transition(milestone.status, M.PENDING, MILESTONE_TRANSITIONS, "milestone")
+        if milestone.status != M.PROPOSED:
+            raise InvalidTransition("Only a proposed milestone can be accepted.")
+        if milestone.proposed_by == user_id:
+            raise PermissionDeniedException("You proposed this milestone; the other party accepts it.")
+        milestone.status = M.PENDING
+        contract.total += milestone.amount
+        self._event(locked, events.MilestoneAccepted, user_id, session, proposed_by=milestone.proposed_by,
+                    title=milestone.title)
+        return locked
+
+    async def complete(self, session: AsyncSession, contract_id: uuid.UUID, user_id: uuid.UUID) -> Contract:
+        """Either party closes a contract whose milestones are all settled (approved or
+        cancelled), at least one of them paid."""
+        contract = await self.lock_contract(session, contract_id, user_id)
+        check_transition(contract.status, C.COMPLETED, CONTRACT_TRANSITIONS, "contract")
+        ours = list(await session.scalars(
+            select(Milestone).where(Milestone.contract_id == contract_id).order_by(Milestone.position)))
+        for milestone in ours:
+            if milestone.status not in SETTLED:
+                raise InvalidTransition(
+                    f"“{milestone.title}” is {milestone.status.replace('_', ' ')}; every milestone must be "
+                    "approved or cancelled before the contract completes."
+                )
+        if not any(m.status == M.APPROVED for m in ours):
+            raise InvalidTransition("No milestone was paid; cancel the contract instead.")
+        contract.status = C.COMPLETED
+        contract.ended_at = utcnow()
+        paid = sum(m.released for m in ours)
+        self._contract_event(session, contract, events.ContractCompleted, user_id, paid)
+        return contract
+
+    async def end(self, session: AsyncSession, contract_id: uuid.UUID, user_id: uuid.UUID) -> Contract:
+        """Either party cancels the contract while no money is on its way or in escrow; its
+        milestones not yet funded are cancelled with it."""
+        contract = await self.lock_contract(session, contract_id, user_id)
+        check_transition(contract.status, C.CANCELLED, CONTRACT_TRANSITIONS, "contract")
+        ours = list(await session.scalars(
+            select(Milestone).where(Milestone.contract_id == contract_id).order_by(Milestone.position)))
+        for milestone in ours:
+            if milestone.status not in SETTLED | {M.PENDING, M.PROPOSED}:
+                raise InvalidTransition(
+                    f"“{milestone.title}” is {milestone.status.replace('_', ' ')}: its money must be "
+                    "released or refunded first (approve it, or the developer cancels it)."
+                )
+        for milestone in ours:
+            if milestone.status in (M.PENDING, M.PROPOSED):
+                milestone.status = M.CANCELLED
+        contract.status = C.CANCELLED
+        contract.ended_at = utcnow()
+        paid = sum(m.released for m in ours)
+        self._contract_event(session, contract, events.ContractCancelled, user_id, paid)
+        return contract
 
     # -- timers ----------------------------------------------------------------------------
     async def _auto_approve(self, session: AsyncSession, timer: Timer) -> None:
@@ -359,8 +547,13 @@ class MilestoneService:
             locked = await self.lock(session, uuid.UUID(timer.ref), None)
         except NotFoundException:
             return
-        if locked.milestone.status != M.SUBMITTED or locked.contract.status != ContractStatus.ACTIVE:
+        if locked.milestone.status != M.SUBMITTED:
             return  # answered, disputed or cancelled meanwhile
+        if locked.contract.status == C.DISPUTED:  # another milestone's dispute: wait for its end
+            await schedule(session, AUTO_APPROVE, timer.ref, max(utcnow(), timer.due_at) + timedelta(days=1))
+            return
+        if locked.contract.status != C.ACTIVE:
+            return
         await self.release(session, locked.milestone.id, None)
 
     async def _check_charge(self, session: AsyncSession, timer: Timer) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mercato.core.db import Base, Timestamps, UTCDateTime, UUIDPrimaryKey
+from mercato.core.db import Base, Timestamps, UTCDateTime, UUIDPrimaryKey, utcnow
 
 
 class ContractStatus(StrEnum):
@@ -22,6 +23,8 @@ class ContractStatus(StrEnum):
 
 
 class MilestoneStatus(StrEnum):
+    PROPOSED = "proposed"
+    """Added to a running contract by one party; waits for the other to accept it."""
     PENDING = "pending"
     FUNDING = "funding"
     """The client's payment is on its way (a gateway confirms it by webhook)."""
@@ -33,7 +36,12 @@ class MilestoneStatus(StrEnum):
     DISPUTED = "disputed"
 
 
-IN_ESCROW = frozenset({MilestoneStatus.FUNDED, MilestoneStatus.SUBMITTED, MilestoneStatus.CHANGES_REQUESTED})
+IN_ESCROW = frozenset({
+    MilestoneStatus.FUNDED,
+    MilestoneStatus.SUBMITTED,
+    MilestoneStatus.CHANGES_REQUESTED,
+    MilestoneStatus.DISPUTED,
+})
 """Milestone states in which its unreleased money is in escrow."""
 
 
@@ -84,6 +92,8 @@ class Milestone(UUIDPrimaryKey, Timestamps, Base):
     funded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    proposed_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), default=None)
+    """Who proposed it, for a milestone added after the contract began (the other party accepts)."""
 
     @property
     def in_escrow(self) -> int:
@@ -91,4 +101,47 @@ class Milestone(UUIDPrimaryKey, Timestamps, Base):
         return self.amount - self.released - self.refunded if self.status in IN_ESCROW else 0
 
 
-CONTRACT_MODELS: list[type[Base]] = [Contract, Milestone]
+class ContractActivity(UUIDPrimaryKey, Base):
+    """One step on a contract's timeline: a milestone funded, work submitted with its note,
+    changes asked for, money released, a dispute's evidence. Written in the transaction that
+    takes the step; never changed afterwards."""
+
+    __tablename__ = "contract_activity"
+    __table_args__ = (Index("ix_contract_activity_contract_id_created_at", "contract_id", "created_at"),)
+
+    contract_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
+    milestone_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("milestones.id", ondelete="CASCADE"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(60))
+    """The event type of the step (``milestone.submitted``, ``dispute.evidence_added``, …)."""
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    """Who took it; None for the system (auto-approval, a gateway's webhook)."""
+    message: Mapped[str] = mapped_column(Text, default="")
+    amount: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ContractFile(UUIDPrimaryKey, Base):
+    """A file a party uploaded to a contract: a deliverable or a dispute's evidence. Uploaded
+    first (``activity_id`` None, visible only to its uploader), then attached to the step that
+    hands it over."""
+
+    __tablename__ = "contract_files"
+
+    contract_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    activity_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contract_activity.id", ondelete="CASCADE"), default=None, index=True
+    )
+    uploader_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+CONTRACT_MODELS: list[type[Base]] = [Contract, Milestone, ContractActivity, ContractFile]

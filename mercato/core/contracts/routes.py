@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import structlog
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi import ResponseSpec
@@ -14,6 +14,7 @@ from litestar.params import FromPath, JSONBody
 
 from mercato.core.accounts.routes import require_principal
 from mercato.core.contracts import schemas
+from mercato.core.contracts.activity import ContractFiles, file_out, timeline
 from mercato.core.contracts.milestones import MilestoneService, PaymentFailed
 from mercato.core.contracts.models import Milestone
 from mercato.core.contracts.services import ContractService, milestone_out
@@ -23,6 +24,7 @@ from mercato.core.payments.gateways import ChargeRequest, GatewayError, UnknownG
 from mercato.core.payments.idempotency import idempotent
 from mercato.core.payments.models import PaymentStatus
 from mercato.core.payments.refunds import Refunds
+from mercato.core.projects.routes import DOWNLOAD, UPLOAD_PROBLEMS, Upload, problems
 from mercato.core.site import Site
 
 log = structlog.get_logger("mercato.payments")
@@ -53,6 +55,93 @@ class ContractsController(Controller):
         async with site.db.reading() as session:
             contract = await service.party_contract(session, contract_id, principal.user_id)
             return await service.out(session, contract)
+
+    @get("/{contract_id:uuid}/activity", summary="A contract's timeline, newest first")
+    async def activity(
+        self, request: Request[Any, Any, Any], contract_id: FromPath[uuid.UUID], site: NamedDependency[Site],
+        limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
+    ) -> schemas.ActivityPage:
+        """Every step: milestones proposed, funded, submitted (with the note and files), changes
+        asked for, money released, disputes."""
+        principal = require_principal(request)
+        async with site.db.reading() as session:
+            await ContractService().party_contract(session, contract_id, principal.user_id)
+            return await timeline(session, contract_id, limit=limit, cursor=cursor)
+
+    @post("/{contract_id:uuid}/milestones", status_code=201, summary="Propose one more milestone")
+    async def propose(
+        self, request: Request[Any, Any, Any], contract_id: FromPath[uuid.UUID],
+        data: JSONBody[schemas.MilestoneIn], site: NamedDependency[Site],
+    ) -> schemas.MilestoneOut:
+        """Either party proposes; the milestone is ``proposed`` until the other accepts it
+        (``POST /api/v1/milestones/{id}/accept``) or either cancels it."""
+        principal = require_principal(request)
+        async with site.db.transaction() as session:
+            locked = await MilestoneService(site).propose(
+                session, contract_id, principal.user_id, title=data.title, amount=data.amount,
+                description=data.description, due_days=data.due_days,
+            )
+            return milestone_out(locked.milestone, locked.contract.currency)
+
+    @post("/{contract_id:uuid}/complete", status_code=200, summary="Close a contract (milestones settled)")
+    async def complete(
+        self, request: Request[Any, Any, Any], contract_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+    ) -> schemas.ContractOut:
+        """Either party; every milestone must be approved or cancelled (409 says which is not)."""
+        principal = require_principal(request)
+        async with site.db.transaction() as session:
+            contract = await MilestoneService(site).complete(session, contract_id, principal.user_id)
+            return await ContractService().out(session, contract)
+
+    @post("/{contract_id:uuid}/cancel", status_code=200, summary="End a contract early")
+    async def cancel(
+        self, request: Request[Any, Any, Any], contract_id: FromPath[uuid.UUID], site: NamedDependency[Site]
+    ) -> schemas.ContractOut:
+        """Either party, while no money is on its way or in escrow (409 otherwise); milestones not
+        yet funded are cancelled with it."""
+        principal = require_principal(request)
+        async with site.db.transaction() as session:
+            contract = await MilestoneService(site).end(session, contract_id, principal.user_id)
+            return await ContractService().out(session, contract)
+
+    @post("/{contract_id:uuid}/files", status_code=201, summary="Upload a deliverable or evidence file",
+          responses=UPLOAD_PROBLEMS)
+    async def upload(
+        self, request: Request[Any, Any, Any], contract_id: FromPath[uuid.UUID], data: Upload,
+        site: NamedDependency[Site],
+    ) -> schemas.ContractFileOut:
+        """The file is yours alone until you hand it over: list its id in ``files`` when you
+        submit a milestone (or add dispute evidence)."""
+        principal = require_principal(request)
+        async with site.db.reading() as session:
+            await ContractService().party_contract(session, contract_id, principal.user_id)
+        row = await ContractFiles(site).upload(contract_id, principal.user_id, data.file.filename or "",
+                                               await data.file.read())
+        return file_out(row)
+
+    @get("/{contract_id:uuid}/files/{file_id:uuid}", summary="Download a contract's file",
+         responses={200: DOWNLOAD, **problems(_404="No such contract or file (or you may not see it)")})
+    async def download(
+        self, request: Request[Any, Any, Any], contract_id: FromPath[uuid.UUID], file_id: FromPath[uuid.UUID],
+        site: NamedDependency[Site],
+    ) -> Response[bytes]:
+        principal = require_principal(request)
+        files = ContractFiles(site)
+        async with site.db.reading() as session:
+            await ContractService().party_contract(session, contract_id, principal.user_id)
+            row = await files.get(session, contract_id, file_id, principal.user_id)
+            return await files.download(row)
+
+    @delete("/{contract_id:uuid}/files/{file_id:uuid}", status_code=204,
+            summary="Remove a file you uploaded and have not handed over")
+    async def remove_file(
+        self, request: Request[Any, Any, Any], contract_id: FromPath[uuid.UUID], file_id: FromPath[uuid.UUID],
+        site: NamedDependency[Site],
+    ) -> None:
+        principal = require_principal(request)
+        async with site.db.reading() as session:
+            await ContractService().party_contract(session, contract_id, principal.user_id)
+        await ContractFiles(site).remove(contract_id, file_id, principal.user_id)
 
 
 class MilestonesController(Controller):
@@ -101,7 +190,18 @@ class MilestonesController(Controller):
         approved after ``[payments] auto_approve_days``."""
         principal = require_principal(request)
         async with site.db.transaction() as session:
-            await MilestoneService(site).submit(session, milestone_id, principal.user_id, data.note)
+            await MilestoneService(site).submit(session, milestone_id, principal.user_id, data.note,
+                                                data.files)
+        return await _milestone(site, milestone_id, principal.user_id)
+
+    @post("/{milestone_id:uuid}/accept", status_code=200, summary="Accept a proposed milestone")
+    async def accept(self, request: Request[Any, Any, Any], milestone_id: FromPath[uuid.UUID],
+                     site: NamedDependency[Site]) -> schemas.MilestoneOut:
+        """It becomes ``pending`` (the client funds it next) and joins the contract's total. To
+        decline a proposed milestone, cancel it."""
+        principal = require_principal(request)
+        async with site.db.transaction() as session:
+            await MilestoneService(site).accept(session, milestone_id, principal.user_id)
         return await _milestone(site, milestone_id, principal.user_id)
 
     @post("/{milestone_id:uuid}/request-changes", status_code=200, summary="Send the work back (client)")

@@ -10,6 +10,7 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy import or_, select
 
 from mercato.core.contracts import events, schemas
+from mercato.core.contracts.activity import record
 from mercato.core.contracts.models import Contract, Milestone
 from mercato.core.events import Event, emit
 from mercato.core.pagination import newest_first
@@ -34,7 +35,7 @@ def milestone_out(m: Milestone, currency: str) -> schemas.MilestoneOut:
         amount=m.amount, currency=currency, due_days=m.due_days, status=m.status, released=m.released,
         refunded=m.refunded, in_escrow=m.in_escrow,
         client_fee=m.client_fee, funded_at=m.funded_at, submitted_at=m.submitted_at,
-        approved_at=m.approved_at,
+        approved_at=m.approved_at, proposed_by=m.proposed_by,
     )
 
 
@@ -96,6 +97,8 @@ class ContractService:
                 actor_id=client_id,
             ),
         )
+        record(session, contract.id, events.ContractCreated.event_type, actor_id=client_id,
+               amount=contract.total)
         return contract
 
     async def party_contract(
@@ -125,6 +128,7 @@ class ContractService:
             hourly=contract.hourly,
             status=contract.status,
             created_at=contract.created_at,
+            ended_at=contract.ended_at,
             milestones=[milestone_out(m, contract.currency) for m in rows],
         )
 

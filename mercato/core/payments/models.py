@@ -90,4 +90,16 @@ class IdempotencyKey(UUIDPrimaryKey, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
-PAYMENT_MODELS: list[type[Base]] = [Payment, PaymentWebhook, IdempotencyKey]
+class PayoutMethod(UUIDPrimaryKey, Timestamps, Base):
+    """Where a person's payouts go, registered with a gateway. mercato keeps only the
+    gateway's token for it and a label safe to show (``Bank account ••6789``)."""
+
+    __tablename__ = "payout_methods"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    gateway: Mapped[str] = mapped_column(String(40))
+    token: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(100))
+
+
+PAYMENT_MODELS: list[type[Base]] = [Payment, PaymentWebhook, IdempotencyKey, PayoutMethod]
