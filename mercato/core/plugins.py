@@ -49,6 +49,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.oidc_auth",
     "mercato.plugins.search_sql",
     "mercato.plugins.sandbox_payments",
+    "mercato.plugins.disputes",
 )
 """Module names of the built-in plugins, in registration order."""
 

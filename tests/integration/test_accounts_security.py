@@ -594,7 +594,8 @@ PRIVATE_KEYS = frozenset({"email", "has_password", "linked_providers"})
 WALKED_PREFIXES = ("/api/v1/", "/settings", "/users", "/projects", "/proposals", "/contracts", "/dashboard")
 FILLABLE = {"user_id": "a_id", "item_id": "a_item", "project_id": "a_project", "proposal_id": "a_proposal",
             "contract_id": "a_contract", "service_id": "a_service", "attachment_id": "a_attachment",
-            "milestone_id": "a_milestone", "gateway_id": "gateway"}
+            "milestone_id": "a_milestone", "gateway_id": "gateway", "file_id": "a_contract_file",
+            "dispute_id": "a_dispute"}
 """Path parameters the walk knows, and which of A's ids goes in."""
 
 
@@ -608,6 +609,10 @@ class World:
     a_project: str = ""
     """A's draft project (private: no one else may see it)."""
     a_open_project: str = ""
+    a_contract_file: str = ""
+    """A file A uploaded to A's contract."""
+    a_dispute: str = ""
+    """A's dispute over a milestone of a second contract (funded with a test card)."""
     """A's open project, on which A hired C."""
     a_proposal: str = ""
     """C's proposal on A's open project, accepted by A (B is a stranger to it)."""
@@ -779,6 +784,24 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/proposals/{proposal_id:uuid}/attachments/{attachment_id:uuid}"): spec(404, 404),
     ("DELETE", "/api/v1/proposals/{proposal_id:uuid}/attachments/{attachment_id:uuid}"): spec(401, 404),
     ("GET", "/api/v1/contracts/{contract_id:uuid}"): spec(401, 404),
+    ("GET", "/api/v1/contracts/{contract_id:uuid}/activity"): spec(401, 404),
+    ("POST", "/api/v1/contracts/{contract_id:uuid}/milestones"): spec(401, 404, lambda w, who: {"json": {
+        "title": "Planted", "amount": 100}}),
+    ("POST", "/api/v1/contracts/{contract_id:uuid}/complete"): spec(401, 404),
+    ("POST", "/api/v1/contracts/{contract_id:uuid}/cancel"): spec(401, 404),
+    ("POST", "/api/v1/contracts/{contract_id:uuid}/files"): spec(401, 404, _png("file")),
+    ("GET", "/api/v1/contracts/{contract_id:uuid}/files/{file_id:uuid}"): spec(401, 404),
+    ("DELETE", "/api/v1/contracts/{contract_id:uuid}/files/{file_id:uuid}"): spec(401, 404),
+    ("POST", "/api/v1/milestones/{milestone_id:uuid}/accept"): spec(401, 404),
+    ("POST", "/api/v1/milestones/{milestone_id:uuid}/dispute"): spec(401, 404, lambda w, who: {"json": {
+        "reason": "A planted dispute reason."}}),
+    ("GET", "/api/v1/disputes"): spec(401, 200),
+    ("GET", "/api/v1/disputes/{dispute_id:uuid}"): spec(401, 404),
+    ("POST", "/api/v1/disputes/{dispute_id:uuid}/evidence"): spec(401, 404, lambda w, who: {"json": {
+        "message": "Planted"}}),
+    ("POST", "/api/v1/disputes/{dispute_id:uuid}/resolve"): spec(401, 404, lambda w, who: {"json": {
+        "developer_amount": 0, "note": "Planted"}}),
+    ("GET", "/api/v1/disputes/{dispute_id:uuid}/files/{file_id:uuid}"): spec(401, 404),
     ("POST", "/api/v1/milestones/{milestone_id:uuid}/fund"): spec(401, 404, lambda w, who: {"json": {
         "payment_method": "4242 4242 4242 4242"}}),
     ("POST", "/api/v1/milestones/{milestone_id:uuid}/submit"): spec(401, 404, lambda w, who: {"json": {
@@ -896,6 +919,13 @@ async def _a_market(app: App, world: World) -> None:
     world.a_contract = accepted["contract_id"]
     contract = await app.client.get(f"{API}/contracts/{world.a_contract}", headers=a.auth)
     world.a_milestone = contract.json()["milestones"][0]["id"]
+    uploaded = await app.client.post(f"{API}/contracts/{world.a_contract}/files", headers=a.auth,
+                                     files={"file": ("deliverable.png", png_bytes(), "image/png")})
+    assert uploaded.status_code == 201, uploaded.text
+    world.a_contract_file = uploaded.json()["id"]
+    await created(f"milestones/{world.a_milestone}/fund", {"payment_method": "4242424242424242"}, status=200)
+    world.a_dispute = (await created(f"milestones/{world.a_milestone}/dispute", {
+        "reason": "Alice's private dispute reason."}))["id"]
     service = await created("services", service_body(title="I will build Alice's secret service"))
     assert service["status"] == "draft"
     world.a_service = service["id"]

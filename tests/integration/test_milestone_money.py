@@ -1,6 +1,7 @@
 """Milestone money under any sequence of actions (hypothesis, stateful), through the services
 that the API calls: fund (some cards declined), submit, ask for changes, release part, approve,
-cancel, let timers run, pay out. A model of each milestone says what must happen; after every
+cancel, dispute (respond, resolve with a split, or let the response window decide), let timers
+run, pay out. A model of each milestone says what must happen; after every
 step the books are checked:
 
 * every transaction sums to zero and no guarded balance is below zero (``Ledger.verify``);
@@ -32,6 +33,7 @@ from mercato.core.payments.fees import percent_of
 from mercato.core.payments.gateways import ChargeRequest, Outcome, PayoutRequest
 from mercato.core.payments.wallet import PayoutIn, Wallet
 from mercato.core.site import Site
+from mercato.plugins.disputes.service import DisputeService
 
 M = MilestoneStatus
 AMOUNTS = (12_345, 40_000, 999)
@@ -53,6 +55,9 @@ class MilestoneMoney(RuleBasedStateMachine):
         self.paid_out = 0
         self.clock = 0.0
         """Days the timers have been run ahead."""
+        self.dispute: list[Any] | None = None
+        """[milestone index, dispute id, opened by the developer, responded] while one is open."""
+        self.disputes = DisputeService(self.site)
 
     def run(self, coroutine: Any) -> Any:
         return self.runner.run(coroutine)
@@ -119,7 +124,7 @@ class MilestoneMoney(RuleBasedStateMachine):
             return str(result.outcome)
 
         outcome = self.run(go())
-        if self.status[index] != M.PENDING:
+        if self.status[index] != M.PENDING or self.dispute is not None:
             assert outcome is None
             return
         assert outcome == (Outcome.SUCCEEDED if CARDS[card] else Outcome.FAILED)
@@ -130,7 +135,7 @@ class MilestoneMoney(RuleBasedStateMachine):
     def submit(self, index: int) -> None:
         milestone = self.milestones[index]
         done = self.attempt(lambda s: self.service.submit(s, milestone, self.developer_id, "done"))
-        assert done == (self.status[index] in (M.FUNDED, M.CHANGES_REQUESTED))
+        assert done == (self.status[index] in (M.FUNDED, M.CHANGES_REQUESTED) and self.dispute is None)
         if done:
             self.status[index] = M.SUBMITTED
 
@@ -138,7 +143,7 @@ class MilestoneMoney(RuleBasedStateMachine):
     def request_changes(self, index: int) -> None:
         milestone = self.milestones[index]
         done = self.attempt(lambda s: self.service.request_changes(s, milestone, self.client_id, "no"))
-        assert done == (self.status[index] == M.SUBMITTED)
+        assert done == (self.status[index] == M.SUBMITTED and self.dispute is None)
         if done:
             self.status[index] = M.CHANGES_REQUESTED
 
@@ -153,7 +158,7 @@ class MilestoneMoney(RuleBasedStateMachine):
         rest = self.in_escrow(index)
         amount = max(1, int(rest * share)) if rest else 1
         done = self.attempt(lambda s: self.service.release(s, self.milestones[index], self.client_id, amount))
-        assert done == (0 < amount <= rest)
+        assert done == (0 < amount <= rest and self.dispute is None)
         if done:
             self._released(index, amount)
 
@@ -161,7 +166,7 @@ class MilestoneMoney(RuleBasedStateMachine):
     def approve(self, index: int) -> None:
         rest = self.in_escrow(index)
         done = self.attempt(lambda s: self.service.release(s, self.milestones[index], self.client_id))
-        assert done == (self.status[index] in IN_ESCROW)
+        assert done == (self.status[index] in IN_ESCROW and self.dispute is None)
         if done:
             self._released(index, rest)
 
@@ -171,10 +176,57 @@ class MilestoneMoney(RuleBasedStateMachine):
         rest = self.in_escrow(index)
         done = self.attempt(lambda s: self.service.cancel(s, self.milestones[index], who))
         allowed = self.status[index] == M.PENDING or (self.status[index] == M.FUNDED and by_developer)
-        assert done == allowed
+        assert done == (allowed and self.dispute is None)
         if done:
             self.refunded[index] += rest
             self.status[index] = M.CANCELLED
+
+    @rule(index=st.integers(0, len(AMOUNTS) - 1), by_developer=st.booleans())
+    def open_dispute(self, index: int, by_developer: bool) -> None:
+        who = self.developer_id if by_developer else self.client_id
+
+        async def go() -> uuid.UUID | None:
+            try:
+                async with self.site.db.transaction() as session:
+                    dispute = await self.disputes.open(session, self.milestones[index], who, "Not as agreed.")
+                    return dispute.id
+            except ClientException:
+                return None
+
+        dispute_id = self.run(go())
+        allowed = self.status[index] in (M.FUNDED, M.SUBMITTED, M.CHANGES_REQUESTED) and self.dispute is None
+        assert (dispute_id is not None) == allowed
+        if dispute_id is not None:
+            self.dispute = [index, dispute_id, by_developer, False]
+            self.status[index] = M.DISPUTED
+
+    @rule()
+    def respond(self) -> None:
+        if self.dispute is None:
+            return
+        _, dispute_id, by_developer, _ = self.dispute
+        who = self.client_id if by_developer else self.developer_id
+        assert self.attempt(lambda s: self.disputes.add_evidence(s, dispute_id, who, "My side of it."))
+        self.dispute[3] = True
+
+    @rule(share=st.sampled_from([0.0, 0.6, 1.0]))
+    def resolve(self, share: float) -> None:
+        if self.dispute is None:
+            return
+        index, dispute_id = self.dispute[0], self.dispute[1]
+        amount = int(self.in_escrow(index) * share)
+        assert self.attempt(lambda s: self.disputes.resolve(s, dispute_id, None, amount, "Decided."))
+        self._settled(index, amount)
+        assert not self.attempt(lambda s: self.disputes.resolve(s, dispute_id, None, 0, "Again."))
+
+    def _settled(self, index: int, to_developer: int) -> None:
+        rest = self.in_escrow(index)
+        if to_developer:
+            self.released[index] += to_developer
+            self.to_developer += to_developer - percent_of(to_developer, 1000)
+        self.refunded[index] += rest - to_developer
+        self.status[index] = M.APPROVED if to_developer else M.CANCELLED
+        self.dispute = None
 
     @rule(days=st.sampled_from([1.0, 6.0, 15.0]))
     def time_passes(self, days: float) -> None:
@@ -182,9 +234,14 @@ class MilestoneMoney(RuleBasedStateMachine):
         moment = utcnow() + timedelta(days=self.clock)
         before = list(self.status)
         self.run(self.site.timers.run_due(moment))
+        if self.dispute is not None and not self.dispute[3] and self.clock >= 5:
+            # No response within the window: the opener gets what they asked for.
+            index, by_developer = self.dispute[0], self.dispute[2]
+            self._settled(index, self.in_escrow(index) if by_developer else 0)
         for index, status in enumerate(before):
-            # Submitted for 14 days: approved by the timer (when the clock passed 14 since).
-            if status == M.SUBMITTED and self.clock >= 14:
+            # Submitted for 14 days: approved by the timer (when the clock passed 14 since),
+            # unless the contract is in dispute (then it waits).
+            if status == M.SUBMITTED and self.clock >= 14 and self.dispute is None:
                 self.status[index] = M.APPROVED
                 self._released(index, AMOUNTS[index] - self.released[index] - self.refunded[index])
 

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, ClassVar
 import structlog
 from sqlalchemy import select
 
+from mercato.core.db import utcnow
 from mercato.core.events import Event, EventPayload, emit
 from mercato.core.ledger.models import Purpose
 from mercato.core.ledger.services import Account, Ledger, Leg
 from mercato.core.payments.checks import ask_gateway, schedule_check
 from mercato.core.payments.gateways import GatewayError, Outcome, RefundRequest
 from mercato.core.payments.models import Payment, PaymentKind, PaymentStatus
-from mercato.core.timers import TimerHandler
+from mercato.core.timers import TimerHandler, schedule
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("mercato.payments")
 
 REFUND_CHECK = "payment.refund_check"
+REFUND_SEND = "payment.refund_send"
 
 
 class PaymentRefunded(EventPayload, frozen=True):
@@ -69,6 +71,9 @@ class Refunds:
         )
         session.add(refund)
         await schedule_check(session, REFUND_CHECK, refund.reference)
+        # Sent by the sweeper once committed, even if the process that began it dies first; the
+        # caller may send it sooner itself (the gateway answers a second ask with the same refund).
+        await schedule(session, REFUND_SEND, refund.reference, utcnow())
         return refund
 
     async def send(self, reference: str) -> None:
@@ -76,7 +81,7 @@ class Refunds:
         async with self.site.db.reading() as session:
             refund = await session.scalar(select(Payment).where(Payment.reference == reference))
             charge = await session.get(Payment, refund.charge_id) if refund and refund.charge_id else None
-            if refund is None or charge is None:
+            if refund is None or charge is None or refund.status != PaymentStatus.PENDING:
                 return
             request = RefundRequest(reference=reference, charge_id=charge.gateway_id, amount=refund.amount,
                                     currency=refund.currency)
@@ -121,5 +126,9 @@ class Refunds:
     async def _check(self, session: AsyncSession, timer: Timer) -> None:
         await ask_gateway(self.site, session, timer, "refund", self.settle)
 
+    async def _send(self, _session: None, timer: Timer) -> None:
+        await self.send(timer.ref)
+
     def timer_handlers(self) -> list[TimerHandler]:
-        return [TimerHandler(REFUND_CHECK, self._check)]
+        return [TimerHandler(REFUND_CHECK, self._check),
+                TimerHandler(REFUND_SEND, self._send, transactional=False)]
