@@ -206,6 +206,11 @@ class Plugins:
         self.pm = pm
         self._settings: dict[str, Any] = {}
 
+    @property
+    def loaded(self) -> frozenset[str]:
+        """Ids of the plugins that are on (``disputes``, ``sandbox_payments``, …)."""
+        return frozenset(name for name, plugin in self.pm.list_name_plugin() if plugin is not None)
+
     def _collect(self, results: Iterable[Iterable[T] | None]) -> list[T]:
         items: list[T] = []
         for result in results:

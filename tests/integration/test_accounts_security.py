@@ -591,7 +591,8 @@ async def test_registration_is_rate_limited_per_address(apps: Apps) -> None:
 
 
 PRIVATE_KEYS = frozenset({"email", "has_password", "linked_providers"})
-WALKED_PREFIXES = ("/api/v1/", "/settings", "/users", "/projects", "/proposals", "/contracts", "/dashboard")
+WALKED_PREFIXES = ("/api/v1/", "/settings", "/users", "/projects", "/proposals", "/contracts", "/dashboard",
+                   "/disputes", "/admin")
 FILLABLE = {"user_id": "a_id", "item_id": "a_item", "project_id": "a_project", "proposal_id": "a_proposal",
             "contract_id": "a_contract", "service_id": "a_service", "attachment_id": "a_attachment",
             "milestone_id": "a_milestone", "gateway_id": "gateway", "file_id": "a_contract_file",
@@ -855,6 +856,23 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("POST", "/proposals/{proposal_id:uuid}/accept"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
         "confirm": "yes"}}),
     ("GET", "/contracts/{contract_id:uuid}"): spec(TO_LOGIN, 404),
+    ("GET", "/contracts/{contract_id:uuid}/milestones/{milestone_id:uuid}/checkout"): spec(TO_LOGIN, 404),
+    ("POST", "/contracts/{contract_id:uuid}/milestones/{milestone_id:uuid}/checkout"): spec(
+        TO_LOGIN, 404, lambda w, who: {"data": {"card_number": "4242424242424242"}}),
+    **{("POST", f"/contracts/{{contract_id:uuid}}/milestones/{{milestone_id:uuid}}/{action}"): spec(
+        TO_LOGIN, 404, lambda w, who: {"data": {"note": "Planted", "message": "Planted", "amount": "1",
+                                                "reason": "A planted reason."}})
+       for action in ("submit", "request-changes", "approve", "release", "cancel", "accept", "dispute")},
+    ("POST", "/contracts/{contract_id:uuid}/milestones"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
+        "title": "Planted", "amount": "1"}}),
+    ("POST", "/contracts/{contract_id:uuid}/complete"): spec(TO_LOGIN, 404),
+    ("POST", "/contracts/{contract_id:uuid}/cancel"): spec(TO_LOGIN, 404),
+    ("GET", "/disputes/{dispute_id:uuid}"): spec(TO_LOGIN, 404),
+    ("POST", "/disputes/{dispute_id:uuid}/evidence"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
+        "message": "Planted"}}),
+    ("POST", "/disputes/{dispute_id:uuid}/resolve"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
+        "developer_amount": "0", "note": "Planted"}}),
+    ("GET", "/admin/disputes"): spec(TO_LOGIN, 404),
 }
 
 

@@ -47,12 +47,13 @@ from mercato.core.contracts.models import (
     MilestoneStatus,
 )
 from mercato.core.db import utcnow
+from mercato.core.errors import field_error
 from mercato.core.events import Event, emit
 from mercato.core.ledger.models import Purpose
 from mercato.core.ledger.services import Account, Ledger, Leg
 from mercato.core.payments.checks import ask_gateway, schedule_check
 from mercato.core.payments.fees import FeeContext, checked_fee
-from mercato.core.payments.gateways import Outcome
+from mercato.core.payments.gateways import ChargeRequest, GatewayError, Outcome, UnknownGateway
 from mercato.core.payments.models import Payment, PaymentKind, PaymentStatus
 from mercato.core.payments.refunds import Refunds
 from mercato.core.states import InvalidTransition, check_transition
@@ -279,6 +280,33 @@ class MilestoneService:
         self._event(locked, events.MilestoneFunded, contract.client_id, session, client_fee=payment.fee)
         return payment
 
+    async def fund(self, milestone_id: uuid.UUID, client_id: uuid.UUID, payment_method: str,
+                   gateway_id: str | None = None) -> None:
+        """The whole funding: :meth:`begin_funding` (committed), the gateway's charge, then
+        :meth:`settle_charge`. Raises :class:`PaymentFailed` (402) when the gateway declines;
+        returns with the milestone ``funded``, or ``funding`` while the gateway has not answered
+        (its webhook or the check timer settles it)."""
+        try:
+            gateway = self.site.gateways.get(gateway_id or self.settings.default_gateway)
+        except UnknownGateway as exc:
+            raise field_error("gateway", str(exc)) from None
+        async with self.site.db.transaction() as session:
+            payment = await self.begin_funding(session, milestone_id, client_id, gateway.id)
+            charge = ChargeRequest(reference=payment.reference, amount=payment.amount,
+                                   currency=payment.currency, payment_method=payment_method,
+                                   description=f"Milestone {milestone_id}")
+        try:
+            result = await gateway.charge(charge)
+        except GatewayError as exc:  # unknown: the webhook or a later look settles it
+            log.warning("charge outcome unknown", gateway=gateway.id, reference=charge.reference,
+                        error=repr(exc))
+            return
+        async with self.site.db.transaction() as session:
+            settled = await self.settle_charge(session, charge.reference, result.outcome,
+                                               gateway_ref=result.gateway_id, message=result.message)
+        if settled is not None and settled.status == PaymentStatus.FAILED:
+            raise PaymentFailed(settled.message)
+
     # -- work ----------------------------------------------------------------------------
     async def submit(self, session: AsyncSession, milestone_id: uuid.UUID, developer_id: uuid.UUID,
                      note: str, files: Sequence[uuid.UUID] = ()) -> Locked:
@@ -393,6 +421,13 @@ class MilestoneService:
         await cancel(session, AUTO_APPROVE, str(milestone.id))
         self._event(locked, events.MilestoneCancelled, user_id, session, refunded=refund)
         return locked
+
+    async def cancel_now(self, milestone_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """:meth:`cancel` in its own transaction, then send the refund it began."""
+        async with self.site.db.transaction() as session:
+            locked = await self.cancel(session, milestone_id, user_id)
+        if locked.refund:
+            await Refunds(self.site).send(locked.refund)
 
     async def _refund(self, session: AsyncSession, locked: Locked, refund: int) -> str | None:
         """Move ``refund`` of the milestone's escrow, with the client fee's share of it, to the

@@ -18,7 +18,9 @@ def register_models(site: Site) -> list[Any]:
 
 @hookimpl
 def register_routes(site: Site) -> list[Any]:
-    return [ContractsController, MilestonesController]
+    from mercato.core.contracts.pages import PAGE_ROUTES
+
+    return [ContractsController, MilestonesController, *PAGE_ROUTES]
 
 
 @hookimpl

@@ -15,15 +15,11 @@ from litestar.params import FromPath, JSONBody
 from mercato.core.accounts.routes import require_principal
 from mercato.core.contracts import schemas
 from mercato.core.contracts.activity import ContractFiles, file_out, timeline
-from mercato.core.contracts.milestones import MilestoneService, PaymentFailed
+from mercato.core.contracts.milestones import MilestoneService
 from mercato.core.contracts.models import Milestone
 from mercato.core.contracts.services import ContractService, milestone_out
-from mercato.core.errors import field_error
 from mercato.core.pagination import DEFAULT_LIMIT, Cursor, Limit
-from mercato.core.payments.gateways import ChargeRequest, GatewayError, UnknownGateway
 from mercato.core.payments.idempotency import idempotent
-from mercato.core.payments.models import PaymentStatus
-from mercato.core.payments.refunds import Refunds
 from mercato.core.projects.routes import DOWNLOAD, UPLOAD_PROBLEMS, Upload, problems
 from mercato.core.site import Site
 
@@ -160,27 +156,7 @@ class MilestonesController(Controller):
         confirmed (its webhook settles it). A declined payment is a 402 and leaves the milestone
         ``pending``."""
         principal = require_principal(request)
-        try:
-            gateway = site.gateways.get(data.gateway or site.settings.payments.default_gateway)
-        except UnknownGateway as exc:
-            raise field_error("gateway", str(exc)) from None
-        service = MilestoneService(site)
-        async with site.db.transaction() as session:
-            payment = await service.begin_funding(session, milestone_id, principal.user_id, gateway.id)
-            charge = ChargeRequest(reference=payment.reference, amount=payment.amount,
-                                   currency=payment.currency, payment_method=data.payment_method,
-                                   description=f"Milestone {milestone_id}")
-        try:
-            result = await gateway.charge(charge)
-        except GatewayError as exc:  # unknown: the webhook or a later look settles it
-            log.warning("charge outcome unknown", gateway=gateway.id, reference=charge.reference,
-                        error=repr(exc))
-        else:
-            async with site.db.transaction() as session:
-                settled = await service.settle_charge(session, charge.reference, result.outcome,
-                                                      gateway_ref=result.gateway_id, message=result.message)
-            if settled is not None and settled.status == PaymentStatus.FAILED:
-                raise PaymentFailed(settled.message)
+        await MilestoneService(site).fund(milestone_id, principal.user_id, data.payment_method, data.gateway)
         return await _milestone(site, milestone_id, principal.user_id)
 
     @post("/{milestone_id:uuid}/submit", status_code=200, summary="Hand in the work (developer)")
@@ -243,10 +219,7 @@ class MilestonesController(Controller):
         """Either party cancels a milestone before it is funded. A funded one only the developer
         cancels; its escrow goes back to the client."""
         principal = require_principal(request)
-        async with site.db.transaction() as session:
-            locked = await MilestoneService(site).cancel(session, milestone_id, principal.user_id)
-        if locked.refund:
-            await Refunds(site).send(locked.refund)
+        await MilestoneService(site).cancel_now(milestone_id, principal.user_id)
         return await _milestone(site, milestone_id, principal.user_id)
 
 

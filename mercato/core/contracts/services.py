@@ -101,6 +101,13 @@ class ContractService:
                amount=contract.total)
         return contract
 
+    async def get(self, session: AsyncSession, contract_id: uuid.UUID) -> Contract:
+        """The contract (404 when there is none); callers check who may see it."""
+        contract = await session.get(Contract, contract_id)
+        if contract is None:
+            raise NotFoundException("No such contract.")
+        return contract
+
     async def party_contract(
         self, session: AsyncSession, contract_id: uuid.UUID, user_id: uuid.UUID
     ) -> Contract:

@@ -1,6 +1,7 @@
 """The theme's project pages: browsing open projects, posting and editing one, the project
 page (bidding for developers; comparing, shortlisting, declining and hiring for its client)
-and a contract's page (the dashboard is in ``dashboard.py``). Server-rendered forms; JavaScript
+(contracts' pages are in ``mercato.core.contracts.pages``, the dashboard in
+``dashboard.py``). Server-rendered forms; JavaScript
 only adds comfort.
 
 Money is typed in major units (``1500``, ``62.50``) and stored in minor units. Forms that fail
@@ -25,7 +26,6 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
 from markupsafe import Markup
-from sqlalchemy import select
 
 from mercato.core.accounts import schemas as account_schemas
 from mercato.core.accounts.forms import (
@@ -56,7 +56,6 @@ from mercato.core.catalog.display import (
     plain_errors,
     refused,
 )
-from mercato.core.contracts.services import ContractService
 from mercato.core.db import utcnow
 from mercato.core.files import ALLOWED_TEXT, CONTENT_TYPES, CheckedFile
 from mercato.core.images import format_bytes
@@ -1146,61 +1145,6 @@ async def invite_developer(
     return redirect(f"/projects/{project_id}?done=invited")
 
 
-# ---------------------------------------------------------------------------
-# Contracts and the dashboard
-# ---------------------------------------------------------------------------
-
-
-@get("/contracts/{contract_id:uuid}", include_in_schema=False, name="contracts:detail")
-async def show_contract(
-    request: AnyRequest,
-    contract_id: FromPath[uuid.UUID],
-    site: NamedDependency[Site],
-    hired: FromQuery[str | None] = None,
-) -> Template:
-    """A contract's parties and milestones, for its two parties only."""
-    principal = require_principal(request)
-    service = ContractService()
-    async with site.db.reading() as session:
-        contract = await service.party_contract(session, contract_id, principal.user_id)
-        out = await service.out(session, contract)
-        people = {
-            user.id: user.display_name
-            for user in (
-                await session.execute(select(User).where(User.id.in_([out.client_id, out.developer_id])))
-            ).scalars()
-        }
-        project_id = None
-        if out.origin_type == "proposal":
-            proposal = await session.get(Proposal, out.origin_id)
-            project_id = proposal.project_id if proposal else None
-    is_client = principal.user_id == out.client_id
-    notices: list[tuple[str, str]] = []
-    if hired and is_client:
-        notices.append(
-            (
-                "success",
-                f"You hired {people.get(out.developer_id, 'the developer')}. "
-                "The contract waits for the first milestone to be funded.",
-            )
-        )
-    return await render(
-        request,
-        site,
-        "contract.html",
-        {
-            "contract": out,
-            "money": format_money,
-            "status_labels": STATUS_LABELS,
-            "notices": notices,
-            "client_name": people.get(out.client_id, "Deleted user"),
-            "developer_name": people.get(out.developer_id, "Deleted user"),
-            "is_client": is_client,
-            "project_id": project_id,
-        },
-    )
-
-
 PAGE_ROUTES: list[Any] = [
     new_project,
     create_project,
@@ -1220,6 +1164,5 @@ PAGE_ROUTES: list[Any] = [
     close_project,
     cancel_project,
     invite_developer,
-    show_contract,
 ]
 """The project pages the projects plugin registers."""

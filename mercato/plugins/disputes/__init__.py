@@ -39,9 +39,15 @@ def register_settings() -> dict[str, type[Any]]:
 
 @hookimpl
 def register_routes(site: Site) -> list[Any]:
+    from .pages import PAGE_ROUTES
     from .routes import DisputesController
 
-    return [DisputesController]
+    return [DisputesController, *PAGE_ROUTES]
+
+
+@hookimpl
+def register_template_dirs(site: Site) -> list[Path]:
+    return [PACKAGE_DIR / "templates"]
 
 
 @hookimpl
