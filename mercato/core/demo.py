@@ -127,7 +127,49 @@ async def seed_demo(
         await _seed(
             site, session, developers=developers, clients=clients, projects=projects, services=services
         )
+    await _seed_money(site)
     log.info("demo data seeded", developers=developers, clients=clients, projects=projects, services=services)
+
+
+async def _seed_money(site: Site, contracts: int = 9) -> None:
+    """Set some contracts' money moving as their parties would, through the sandbox gateway:
+    the demo client's and the demo developer's first, so both logins see escrow at work. Of
+    each three, one milestone is funded, one submitted, one approved (its payment pending)."""
+    if "sandbox" not in site.gateways:
+        return
+    from sqlalchemy import select
+
+    from mercato.core.contracts.milestones import MilestoneService
+    from mercato.core.contracts.models import Contract, Milestone
+
+    demo_people = select(User.id).where(User.email.in_([DEMO_CLIENT, DEMO_DEVELOPER]))
+    async with site.db.reading() as session:
+        chosen = (await session.execute(
+            select(Contract.id, Contract.client_id, Contract.developer_id)
+            .order_by((Contract.client_id.in_(demo_people) | Contract.developer_id.in_(demo_people)).desc(),
+                      Contract.created_at, Contract.id)
+            .limit(contracts)
+        )).all()
+        first = {
+            row.contract_id: row.id
+            for row in await session.execute(
+                select(Milestone.contract_id, Milestone.id).where(
+                    Milestone.contract_id.in_([c.id for c in chosen]), Milestone.position == 0)
+            )
+        }
+    service = MilestoneService(site)
+    for index, contract in enumerate(chosen):
+        milestone_id = first[contract.id]
+        await service.fund(milestone_id, contract.client_id, "4242 4242 4242 4242", "sandbox")
+        if index % 3 == 0:
+            continue
+        async with site.db.transaction() as session:
+            await service.submit(session, milestone_id, contract.developer_id,
+                                 "The first part is done: it runs on staging; notes are in the README.")
+        if index % 3 == 1:
+            continue
+        async with site.db.transaction() as session:
+            await service.release(session, milestone_id, contract.client_id)
 
 
 async def _seed(

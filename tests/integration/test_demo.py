@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from mercato.core.accounts.models import User
-from mercato.core.contracts.models import Contract
+from mercato.core.contracts.models import Contract, Milestone
 from mercato.core.demo import DEMO_CLIENT, DEMO_DEVELOPER, DEMO_PASSWORD, prepare_demo, seed_demo
+from mercato.core.ledger.services import Ledger
 from mercato.core.listings.models import Listing
 from mercato.core.projects.models import Project, Proposal
 from tests.conftest import _with_database
@@ -24,6 +25,10 @@ async def counts(site: Any) -> dict[str, Any]:
         )
         users = await session.scalar(select(func.count()).select_from(User))
         contracts = await session.scalar(select(func.count()).select_from(Contract))
+        milestones = dict(
+            (await session.execute(select(Milestone.status, func.count()).group_by(Milestone.status))).all()
+        )
+        problems = await Ledger().verify(session)
         services = dict(
             (await session.execute(select(Listing.status, func.count()).group_by(Listing.status))).all()
         )
@@ -34,7 +39,7 @@ async def counts(site: Any) -> dict[str, Any]:
         "projects": projects,
         "proposals": proposals,
         "users": users,
-        "contracts": contracts, "services": services,
+        "contracts": contracts, "services": services, "milestones": milestones, "ledger_problems": problems,
         "titles": titles,
     }
 
@@ -61,6 +66,9 @@ async def test_demo_seeds_every_state_once_and_the_same_way(
     hired = seeded["projects"]["hired"]
     assert hired == seeded["proposals"]["accepted"]
     assert seeded["contracts"] == hired + 20, "every hire and every service order (20) has a contract"
+    moving = {status: seeded["milestones"].get(status) for status in ("funded", "submitted", "approved")}
+    assert moving == {"funded": 3, "submitted": 3, "approved": 3}, "escrow at work, through the sandbox"
+    assert seeded["ledger_problems"] == []
 
     await seed_demo(site)  # an existing site is left alone
     assert await counts(site) == seeded
