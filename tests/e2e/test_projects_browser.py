@@ -189,7 +189,7 @@ async def test_a_client_posts_compares_shortlists_and_hires(
     await ada_card.get_by_role("button", name="Hire Ada Lovelace").click()
     await page.wait_for_url(re.compile(r"/contracts/[0-9a-f-]{36}\?hired=1$"))
     assert await page.get_by_text("You hired Ada Lovelace.").is_visible()
-    rows = page.locator(".milestone-table tbody tr")
+    rows = page.locator(".milestone-card")
     assert await rows.count() == 2
     assert "Webhooks and refunds" in await rows.nth(1).inner_text()
     await client.shot("contract")

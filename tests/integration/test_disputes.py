@@ -4,17 +4,32 @@ window, an admin's split, who may see and do what."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from mercato.core.contracts.milestones import MilestoneService
 from mercato.core.payments.models import Payment, PaymentKind
+from mercato.core.payments.refunds import REFUND_SEND
+from mercato.core.timers.models import Timer
 from tests.conftest import Databases, MakeSettings
 from tests.integration.test_accounts_api import png_bytes
 from tests.integration.test_accounts_security import make_admin
 from tests.integration.test_milestones import Deal, hire
-from tests.marketplace_helpers import API, App, Apps, Person, assert_problem, client, open_market
+from tests.marketplace_helpers import (
+    API,
+    App,
+    Apps,
+    Person,
+    assert_problem,
+    client,
+    market_settings,
+    open_market,
+    send_concurrently,
+)
 
 
 @pytest.fixture
@@ -352,3 +367,67 @@ async def test_only_money_in_escrow_can_be_disputed(app: App) -> None:
     assert_problem(await deal.act(stranger, 0, "dispute", {"reason": "Not my contract at all."}), 404)
     await ok(await deal.act(deal.owner, 0, "approve"))
     assert_problem(await deal.act(deal.owner, 0, "dispute", {"reason": "Too late to dispute it."}), 409)
+
+
+async def test_racing_resolutions_and_approvals_settle_a_dispute_once(apps: Apps) -> None:
+    """Two instances: admins resolving the same dispute 20 times at once, while the client tries
+    to approve it and the developer to open a second one: one split, nothing else moves."""
+    settings = await market_settings(apps)
+    a = await open_market(apps, settings=settings)
+    b = await open_market(apps, settings=settings)
+    deal = await hire(a)
+    await ok(await deal.fund(0))
+    dispute = await open_dispute(deal, deal.owner)
+    admin = await make_admin(a, "root@example.com")
+    resolve = f"{API}/disputes/{dispute['id']}/resolve"
+    requests: list[Any] = [
+        (
+            a if n % 2 else b,
+            "POST",
+            resolve,
+            admin.auth,
+            {"developer_amount": 1_000 * (n + 1), "note": f"Split {n}"},
+        )
+        for n in range(20)
+    ]
+    requests += [
+        (a, "POST", deal.url(0, "approve"), deal.owner.auth, None),
+        (b, "POST", deal.url(0, "dispute"), deal.dev.auth, {"reason": "A second dispute, at once."}),
+    ]
+    answers = await send_concurrently(*requests)
+    statuses = [status for status, _ in answers]
+    assert statuses[:20].count(200) == 1, statuses
+    assert set(statuses[:20]) <= {200, 409}
+    assert statuses[20:] == [409, 409]
+    winner = next(body for status, body in answers[:20] if status == 200)
+    paid = winner["developer_amount"]
+    balances = await deal.balances()
+    assert balances["escrow"] == 0
+    assert balances["pending"] == paid - paid // 10
+    milestone = await deal.milestone()
+    assert (milestone["released"], milestone["refunded"]) == (paid, 40_000 - paid)
+    assert await deal.problems() == []
+
+
+async def test_a_refund_begun_by_a_process_that_died_is_still_sent(app: App) -> None:
+    """The cancel commits, then the process dies before telling the gateway: the sweeper sends the
+    refund; and a check that finds the gateway never heard of it sends it again, never gives up."""
+    deal = await hire(app)
+    await ok(await deal.fund(0))
+    service = MilestoneService(app.site)
+    milestone_id, dev_id = uuid.UUID(deal.milestones[0]["id"]), uuid.UUID(deal.dev.id)
+
+    async def cancel_and_die() -> None:
+        async with app.site.db.transaction() as session:
+            await service.cancel(session, milestone_id, dev_id)
+            await session.flush()
+            # the send timer is lost too (a sweeper took it and died): only the check is left
+            await session.execute(sa.delete(Timer).where(Timer.kind == REFUND_SEND))
+
+    await app.on_loop(cancel_and_die)
+    assert (await deal.balances())["client_funding"] == 40_000  # owed, not yet sent
+    await deal.run_timers(days=1)  # the check: unknown at the gateway, so it is sent
+    balances = await deal.balances()
+    assert balances["client_funding"] == 0
+    assert balances["gateway"] == 0
+    assert await deal.problems() == []

@@ -23,6 +23,7 @@ CHECK_MINUTES = 10
 """An operation still pending this long after it was asked for is looked up at its gateway."""
 
 Settle = Callable[..., Awaitable[Any]]
+Unknown = Callable[["AsyncSession", Payment], Awaitable[None]]
 
 
 async def schedule_check(session: AsyncSession, kind: str, reference: str) -> None:
@@ -30,14 +31,18 @@ async def schedule_check(session: AsyncSession, kind: str, reference: str) -> No
 
 
 async def ask_gateway(site: Site, session: AsyncSession, timer: Timer, operation: str,
-                      settle: Settle) -> None:
+                      settle: Settle, *, unknown: Unknown | None = None) -> None:
     """Settle the pending payment ``timer.ref`` from what its gateway says now: one the gateway
-    never heard of failed; one still pending is asked about again later."""
+    never heard of failed (or, with ``unknown``, is handed to it: money mercato owes is never
+    given up); one still pending is asked about again later."""
     payment = await session.scalar(select(Payment).where(Payment.reference == timer.ref))
     if payment is None or payment.status != PaymentStatus.PENDING:
         return
     result = await site.gateways.get(payment.gateway).retrieve(operation, payment.reference)
-    if result is None:
+    if result is None and unknown is not None:
+        await unknown(session, payment)
+        await schedule_check(session, timer.kind, payment.reference)
+    elif result is None:
         await settle(session, payment.reference, Outcome.FAILED,
                      message=f"The {operation} did not reach the payment provider.")
     elif result.outcome == Outcome.PENDING:

@@ -124,7 +124,14 @@ class Refunds:
         return refund
 
     async def _check(self, session: AsyncSession, timer: Timer) -> None:
-        await ask_gateway(self.site, session, timer, "refund", self.settle)
+        """A refund with no answer yet. One its gateway never heard of was never sent (the
+        process died first, or the send is still on its way): it is sent (again), never given up,
+        since the money is the client's."""
+        await ask_gateway(self.site, session, timer, "refund", self.settle, unknown=self._resend)
+
+    @staticmethod
+    async def _resend(session: AsyncSession, refund: Payment) -> None:
+        await schedule(session, REFUND_SEND, refund.reference, utcnow())
 
     async def _send(self, _session: None, timer: Timer) -> None:
         await self.send(timer.ref)
