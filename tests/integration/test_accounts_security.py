@@ -592,11 +592,12 @@ async def test_registration_is_rate_limited_per_address(apps: Apps) -> None:
 
 PRIVATE_KEYS = frozenset({"email", "has_password", "linked_providers"})
 WALKED_PREFIXES = ("/api/v1/", "/settings", "/users", "/projects", "/proposals", "/contracts", "/dashboard",
-                   "/disputes", "/admin")
+                   "/disputes", "/admin", "/wallet")
 FILLABLE = {"user_id": "a_id", "item_id": "a_item", "project_id": "a_project", "proposal_id": "a_proposal",
             "contract_id": "a_contract", "service_id": "a_service", "attachment_id": "a_attachment",
             "milestone_id": "a_milestone", "gateway_id": "gateway", "file_id": "a_contract_file",
-            "dispute_id": "a_dispute"}
+            "dispute_id": "a_dispute", "payout_method_id": "a_payout_method",
+            "transaction_id": "a_transaction"}
 """Path parameters the walk knows, and which of A's ids goes in."""
 
 
@@ -625,6 +626,10 @@ class World:
     """A file on A's draft project."""
     a_milestone: str = ""
     """The first milestone of A's contract."""
+    a_payout_method: str = ""
+    """A's bank account for payouts."""
+    a_transaction: str = ""
+    """The ledger transaction that funded A's milestone (its receipt is A's and C's only)."""
     gateway: str = "sandbox"
     """A payment gateway (webhooks come from it, not from people)."""
 
@@ -636,7 +641,7 @@ class World:
     def private_ids(self) -> list[str]:
         """Ids of A's objects no one else may see (and so find in any answer)."""
         return [self.a_project, self.a_proposal, self.a_contract, self.a_service, self.a_attachment,
-                self.a_milestone]
+                self.a_milestone, self.a_payout_method, self.a_transaction]
 
 
 Body = Callable[[World, str], dict[str, Any]]
@@ -817,8 +822,12 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/wallet"): spec(401, 200),
     ("GET", "/api/v1/wallet/transactions"): spec(401, 200),
     ("GET", "/api/v1/wallet/transactions.csv"): spec(401, 200),
-    ("POST", "/api/v1/wallet/payouts"): spec(401, 409, lambda w, who: {"json": {
-        "amount": 1_000, "currency": "USD", "destination": "000123456789"}}),
+    ("POST", "/api/v1/wallet/payouts"): spec(401, 404, lambda w, who: {"json": {
+        "amount": 1_000, "currency": "USD", "payout_method_id": w.a_payout_method}}),
+    ("GET", "/api/v1/wallet/payout-methods"): spec(401, 200),
+    ("POST", "/api/v1/wallet/payout-methods"): spec(401, 201, lambda w, who: {"json": {
+        "account_number": "000123456789"}}),
+    ("DELETE", "/api/v1/wallet/payout-methods/{payout_method_id:uuid}"): spec(401, 404),
     # -- API: for payment gateways; unsigned, so refused
     ("POST", "/api/v1/payments/webhooks/{gateway_id:str}"): spec(400, 400),
     ("GET", "/api/v1/services/{service_id:uuid}"): spec(404, 404),
@@ -856,6 +865,16 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("POST", "/proposals/{proposal_id:uuid}/accept"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
         "confirm": "yes"}}),
     ("GET", "/contracts/{contract_id:uuid}"): spec(TO_LOGIN, 404),
+    # -- wallet pages: one's own, and never A's payout methods or receipts
+    ("GET", "/wallet"): spec(TO_LOGIN, 200),
+    ("GET", "/wallet/payout"): spec(TO_LOGIN, 200),
+    ("POST", "/wallet/payout"): spec(TO_LOGIN, 400, lambda w, who: {"data": {
+        "amount": "10", "currency": "USD", "payout_method_id": w.a_payout_method}}),
+    ("GET", "/wallet/payout-methods"): spec(TO_LOGIN, 200),
+    ("POST", "/wallet/payout-methods"): spec(TO_LOGIN, 303, lambda w, who: {"data": {
+        "account_number": "000123456789"}}),
+    ("POST", "/wallet/payout-methods/{payout_method_id:uuid}/delete"): spec(TO_LOGIN, 404),
+    ("GET", "/wallet/receipts/{transaction_id:uuid}"): spec(TO_LOGIN, 404),
     ("GET", "/contracts/{contract_id:uuid}/milestones/{milestone_id:uuid}/checkout"): spec(TO_LOGIN, 404),
     ("POST", "/contracts/{contract_id:uuid}/milestones/{milestone_id:uuid}/checkout"): spec(
         TO_LOGIN, 404, lambda w, who: {"data": {"card_number": "4242424242424242"}}),
@@ -908,6 +927,7 @@ async def _a_snapshot(app: App, w: World) -> dict[str, Any]:
             "proposals": await mine(f"projects/{w.a_open_project}/proposals"),
             "draft": await mine(f"projects/{w.a_project}"), "service": await mine(f"services/{w.a_service}"),
             "contract": await mine(f"contracts/{w.a_contract}"),
+            "payout_methods": await mine("wallet/payout-methods"),
             "proposal": await mine(f"proposals/{w.a_proposal}")}
 
 
@@ -942,6 +962,9 @@ async def _a_market(app: App, world: World) -> None:
     assert uploaded.status_code == 201, uploaded.text
     world.a_contract_file = uploaded.json()["id"]
     await created(f"milestones/{world.a_milestone}/fund", {"payment_method": "4242424242424242"}, status=200)
+    funding = await app.client.get(f"{API}/wallet/transactions", headers=a.auth, params={"kind": "funding"})
+    world.a_transaction = funding.json()["items"][0]["id"]
+    world.a_payout_method = (await created("wallet/payout-methods", {"account_number": "000123456789"}))["id"]
     world.a_dispute = (await created(f"milestones/{world.a_milestone}/dispute", {
         "reason": "Alice's private dispute reason."}))["id"]
     service = await created("services", service_body(title="I will build Alice's secret service"))

@@ -30,7 +30,8 @@ from mercato.core.db import utcnow
 from mercato.core.ledger.models import Purpose
 from mercato.core.ledger.services import Account, Ledger
 from mercato.core.payments.fees import percent_of
-from mercato.core.payments.gateways import ChargeRequest, Outcome, PayoutRequest
+from mercato.core.payments.gateways import ChargeRequest, Outcome
+from mercato.core.payments.payout_methods import PayoutMethodIn, PayoutMethods
 from mercato.core.payments.wallet import PayoutIn, Wallet
 from mercato.core.site import Site
 from mercato.plugins.disputes.service import DisputeService
@@ -80,6 +81,9 @@ class MilestoneMoney(RuleBasedStateMachine):
             self.client_id, self.developer_id, self.contract_id = client.id, developer.id, contract.id
             rows = await ContractService().out(session, contract)
             self.milestones = [m.id for m in rows.milestones]
+        bank = await PayoutMethods(self.site).add(self.developer_id,
+                                                  PayoutMethodIn(account_number="000123456789"))
+        self.payout_method_id = bank.id
 
     @initialize()
     def setup(self) -> None:
@@ -252,11 +256,8 @@ class MilestoneMoney(RuleBasedStateMachine):
         async def go() -> bool:
             try:
                 async with self.site.db.transaction() as session:
-                    payment = await wallet.begin_payout(
-                        session, self.developer_id, PayoutIn(amount=amount, currency="USD",
-                                                             destination="000123456789"), "sandbox")
-                    request = PayoutRequest(reference=payment.reference, amount=amount, currency="USD",
-                                            destination="000123456789")
+                    request = (await wallet.begin_payout(session, self.developer_id, PayoutIn(
+                        amount=amount, currency="USD", payout_method_id=self.payout_method_id))).request
             except ClientException:
                 return False
             result = await self.site.gateways.get("sandbox").payout(request)

@@ -430,8 +430,20 @@ async def paid_developer(app: App) -> Deal:
     return deal
 
 
-def payout(amount: int, destination: str = "000123456789", currency: str = "USD") -> dict[str, Any]:
-    return {"amount": amount, "currency": currency, "destination": destination}
+SUCCEEDS, FAILS = "000123456789", "000111111116"
+"""The sandbox's test bank accounts: payouts to the first succeed, to the second fail."""
+
+
+async def bank_account(app: App, who: Person, account_number: str = SUCCEEDS) -> str:
+    """Register a payout method for ``who``; its id."""
+    added = await app.client.post(f"{API}/wallet/payout-methods", headers=who.auth,
+                                  json={"account_number": account_number})
+    assert added.status_code == 201, added.text
+    return str(added.json()["id"])
+
+
+def payout(amount: int, method: str, currency: str = "USD") -> dict[str, Any]:
+    return {"amount": amount, "currency": currency, "payout_method_id": method}
 
 
 async def test_wallets_show_balances_history_and_pay_out(app: App) -> None:
@@ -446,26 +458,33 @@ async def test_wallets_show_balances_history_and_pay_out(app: App) -> None:
     stranger = await client(app)
     assert (await app.client.get(f"{API}/wallet", headers=stranger.auth)).json() == {"balances": []}
 
-    paid = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth, json=payout(10_000))
+    bank, broken = await bank_account(app, deal.dev), await bank_account(app, deal.dev, FAILS)
+    paid = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth, json=payout(10_000, bank))
     assert paid.status_code == 200, paid.text
     assert (paid.json()["status"], paid.json()["amount"]) == ("succeeded", 10_000)
+    assert paid.json()["destination"] == "Bank account \u2022\u20226789"
     refused = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth,
-                                    json=payout(5_000, "000111111116"))
+                                    json=payout(5_000, broken))
     assert_problem(refused, 402)
     assert "no such account" in refused.json()["detail"]
     assert (await deal.balances())["available"] == 26_000  # the refused payout gave it back
-    too_small = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth, json=payout(999))
+    too_small = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth, json=payout(999, bank))
     assert_problem(too_small, 409)
-    short = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth, json=payout(26_001))
+    short = await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth, json=payout(26_001, bank))
     assert_problem(short, 409)
     assert_problem(await app.client.post(f"{API}/wallet/payouts", headers=deal.dev.auth,
-                                         json=payout(5_000, currency="XXX")), 400)
+                                         json=payout(5_000, bank, currency="XXX")), 400)
 
     history = (await app.client.get(f"{API}/wallet/transactions", headers=deal.dev.auth)).json()
     kinds = [item["kind"] for item in history["items"]]
-    assert kinds == ["payout_reversal", "payout", "payout", "hold_end", "release"]
-    assert history["items"][-1]["entries"] == [{"purpose": "developer_pending", "amount": 36_000,
-                                                "currency": "USD"}]
+    # The escrow of one's contracts is one's balance too: both fundings show.
+    assert kinds == ["payout_reversal", "payout", "payout", "funding", "hold_end", "release", "funding"]
+    assert history["items"][-2]["entries"] == [
+        {"purpose": "developer_pending", "amount": 36_000, "currency": "USD"},
+        {"purpose": "escrow", "amount": -40_000, "currency": "USD"},
+    ]
+    assert history["items"][-2]["description"] == "Payment released: Design"
+    assert history["items"][-2]["receipt_url"] == f"/wallet/receipts/{history['items'][-2]['id']}"
     only_payouts = (await app.client.get(f"{API}/wallet/transactions", headers=deal.dev.auth,
                                          params={"kind": "payout", "limit": 1})).json()
     assert len(only_payouts["items"]) == 1
@@ -474,7 +493,8 @@ async def test_wallets_show_balances_history_and_pay_out(app: App) -> None:
     assert csv_file.headers["content-type"].startswith("text/csv")
     lines = csv_file.text.strip().splitlines()
     assert lines[0].startswith("transaction_id,created_at,kind,balance,amount_minor")
-    assert len(lines) == 1 + 6  # hold_end moves two balances of the developer's
+    # hold_end moves two balances of the developer's, a release one of theirs and the escrow
+    assert len(lines) == 1 + 9
     assert await deal.problems() == []
 
 
@@ -483,8 +503,9 @@ async def test_two_payouts_racing_for_one_balance_never_overdraw(apps: Apps) -> 
     a = await open_market(apps, settings=settings)
     b = await open_market(apps, settings=settings)
     deal = await paid_developer(a)
+    bank = await bank_account(a, deal.dev)
     url = f"{API}/wallet/payouts"
-    answers = await send_concurrently(*((a if n % 2 else b, "POST", url, deal.dev.auth, payout(20_000))
+    answers = await send_concurrently(*((a if n % 2 else b, "POST", url, deal.dev.auth, payout(20_000, bank))
                                         for n in range(6)))
     statuses = sorted(status for status, _ in answers)
     assert statuses == [200, 409, 409, 409, 409, 409], answers

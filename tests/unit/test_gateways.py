@@ -12,6 +12,8 @@ from mercato.core.payments.gateways import (
     GatewayResult,
     Gateways,
     Outcome,
+    PayoutMethodRequest,
+    PayoutMethodResult,
     PayoutRequest,
     RefundRequest,
     UnknownGateway,
@@ -34,6 +36,9 @@ class Gateway:
         raise NotImplementedError
 
     async def payout(self, request: PayoutRequest) -> GatewayResult:
+        raise NotImplementedError
+
+    async def add_payout_method(self, request: PayoutMethodRequest) -> PayoutMethodResult:
         raise NotImplementedError
 
     async def retrieve(self, kind: str, reference: str) -> GatewayResult | None:

@@ -9,6 +9,10 @@ confirmation may arrive any number of times.
 Every request carries ``reference``, mercato's own id for the operation; a gateway must treat
 a repeated reference as the same operation (as Stripe treats an idempotency key), so a retry
 after a crash never charges or pays twice.
+
+Payout destinations are registered with the gateway first
+(:meth:`PaymentGateway.add_payout_method`): the gateway keeps the bank details and answers a
+token, and mercato keeps only that token and a label safe to show.
 """
 
 from __future__ import annotations
@@ -64,6 +68,26 @@ class PayoutRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PayoutMethodRequest:
+    reference: str
+    """mercato's id for the payout method; the same reference is the same method."""
+    owner: str
+    """Whose it is (mercato's user id), for the gateway's records."""
+    account_number: str
+    """The bank account number as the person typed it."""
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutMethodResult:
+    """A payout destination the gateway now knows."""
+
+    token: str
+    """What :class:`PayoutRequest` ``destination`` names it by; the only thing mercato stores."""
+    label: str
+    """Safe to show: never the whole number (``Bank account ••6789``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayResult:
     """What a gateway says about an operation."""
 
@@ -72,6 +96,8 @@ class GatewayResult:
     """The gateway's own id for the operation ('' when it refused before creating one)."""
     message: str = ""
     """Why it failed, in words fit to show the payer."""
+    card_last4: str = ""
+    """For a charge: the last four digits of the card, when the gateway knows them (receipts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +124,17 @@ class InvalidWebhook(Exception):
     """A webhook whose signature, timestamp or body is wrong: forged, replayed or garbled."""
 
 
+class InvalidPayoutMethod(ValueError):
+    """The gateway refuses the details of a payout method; the API answers 400 naming ``field``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        """The request field at fault (``account_number``)."""
+        self.message = message
+        """What is wrong, in words fit to show the person who typed it."""
+
+
 @runtime_checkable
 class PaymentGateway(Protocol):
     """What ``register_payment_gateways`` returns: one object per gateway."""
@@ -115,7 +152,15 @@ class PaymentGateway(Protocol):
 
     async def refund(self, request: RefundRequest) -> GatewayResult: ...
 
-    async def payout(self, request: PayoutRequest) -> GatewayResult: ...
+    async def payout(self, request: PayoutRequest) -> GatewayResult:
+        """Pay ``request.amount`` to the payout method whose token is ``request.destination``."""
+        ...
+
+    async def add_payout_method(self, request: PayoutMethodRequest) -> PayoutMethodResult:
+        """Register a payout destination and answer its token and a label safe to show. Raise
+        :class:`InvalidPayoutMethod` for details the gateway refuses, :class:`GatewayError` when
+        it cannot tell. A gateway without :attr:`Capability.PAYOUT` is never asked."""
+        ...
 
     async def retrieve(self, kind: str, reference: str) -> GatewayResult | None:
         """The current state of an earlier operation, by mercato's reference (None: unknown)."""

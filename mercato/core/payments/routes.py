@@ -14,30 +14,28 @@ import uuid
 from typing import Annotated, Any
 
 import structlog
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mercato.core.accounts.routes import require_principal
 from mercato.core.contracts.milestones import MilestoneService
-from mercato.core.errors import field_error
 from mercato.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Limit
-from mercato.core.payments.gateways import GatewayError, InvalidWebhook, PayoutRequest, UnknownGateway
+from mercato.core.payments.gateways import InvalidWebhook, UnknownGateway
 from mercato.core.payments.idempotency import idempotent
-from mercato.core.payments.models import Payment, PaymentKind, PaymentStatus, PaymentWebhook
-from mercato.core.payments.refunds import Refunds
-from mercato.core.payments.wallet import (
-    PayoutIn,
-    PayoutOut,
-    TransactionPage,
-    Wallet,
-    WalletOut,
-    payout_out,
+from mercato.core.payments.models import PaymentKind, PaymentStatus, PaymentWebhook
+from mercato.core.payments.payout_methods import (
+    PayoutMethodIn,
+    PayoutMethodOut,
+    PayoutMethodPage,
+    PayoutMethods,
+    method_out,
 )
+from mercato.core.payments.refunds import Refunds
+from mercato.core.payments.wallet import PayoutIn, PayoutOut, TransactionPage, Wallet, WalletOut
 from mercato.core.site import Site
 
 log = structlog.get_logger("mercato.payments")
@@ -117,7 +115,7 @@ class WalletController(Controller):
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["transaction_id", "created_at", "kind", "balance", "amount_minor", "currency",
-                         "contract_id", "milestone_id", "payment_id"])
+                         "contract_id", "milestone_id", "payment_id", "description"])
         cursor: str | None = None
         wallet = Wallet(site)
         while True:
@@ -128,7 +126,7 @@ class WalletController(Controller):
                 for entry in item.entries:
                     writer.writerow([item.id, item.created_at.isoformat(), item.kind, entry.purpose,
                                      entry.amount, entry.currency, item.contract_id or "",
-                                     item.milestone_id or "", item.payment_id or ""])
+                                     item.milestone_id or "", item.payment_id or "", item.description])
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -139,34 +137,39 @@ class WalletController(Controller):
           responses={402: ResponseSpec(None, description="The gateway refused the payout")})
     async def payout(self, request: Request[Any, Any, Any], data: JSONBody[PayoutIn],
                      site: NamedDependency[Site]) -> PayoutOut:
-        """Takes the amount off your available balance at once (409 when it is short); a payout
-        the gateway refuses gives it back and is a 402. ``pending`` until the gateway confirms."""
+        """Pays to one of your payout methods (404 for anyone else's). Takes the amount off your
+        available balance at once (409 when it is short); a payout the gateway refuses gives it
+        back and is a 402. ``pending`` until the gateway confirms."""
         principal = require_principal(request)
-        try:
-            gateway = site.gateways.get(data.gateway or site.settings.payments.default_gateway)
-        except UnknownGateway as exc:
-            raise field_error("gateway", str(exc)) from None
-        if data.currency not in gateway.currencies:
-            raise field_error("currency", f"{gateway.name} does not pay out in {data.currency}.")
         wallet = Wallet(site)
-        async with site.db.transaction() as session:
-            payment = await wallet.begin_payout(session, principal.user_id, data, gateway.id)
-            reference = payment.reference
-        try:
-            result = await gateway.payout(PayoutRequest(reference=reference, amount=data.amount,
-                                                        currency=data.currency, destination=data.destination))
-        except GatewayError as exc:
-            log.warning("payout outcome unknown", gateway=gateway.id, reference=reference, error=repr(exc))
-        else:
-            async with site.db.transaction() as session:
-                payment = await wallet.settle_payout(session, reference, result.outcome,  # type: ignore[assignment]
-                                                     gateway_ref=result.gateway_id, message=result.message)
-            if payment.status == PaymentStatus.FAILED:
-                raise PaymentRefused(payment.message)
+        payment = await wallet.pay_out(principal.user_id, data)
+        if payment.status == PaymentStatus.FAILED:
+            raise PaymentRefused(payment.message)
         async with site.db.reading() as session:
-            found = await session.scalar(select(Payment).where(Payment.reference == reference))
-            assert found is not None
-            return payout_out(found)
+            return await wallet.payout_out(session, payment)
+
+    @get("/payout-methods", summary="Your payout methods, newest first")
+    async def payout_methods(self, request: Request[Any, Any, Any], site: NamedDependency[Site],
+                             limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> PayoutMethodPage:
+        principal = require_principal(request)
+        async with site.db.reading() as session:
+            return await PayoutMethods(site).page(session, principal.user_id, limit=limit, cursor=cursor)
+
+    @post("/payout-methods", status_code=201, middleware=[idempotent], summary="Add a payout method")
+    async def add_payout_method(self, request: Request[Any, Any, Any], data: JSONBody[PayoutMethodIn],
+                                site: NamedDependency[Site]) -> PayoutMethodOut:
+        """Registers the bank account with the gateway, which keeps the number; the answer has
+        only a label safe to show. 400 naming the field the gateway refuses (the sandbox takes
+        only its test accounts, ``000123456789`` and ``000111111116``)."""
+        principal = require_principal(request)
+        return method_out(await PayoutMethods(site).add(principal.user_id, data))
+
+    @delete("/payout-methods/{payout_method_id:uuid}", status_code=204, summary="Remove a payout method")
+    async def remove_payout_method(self, request: Request[Any, Any, Any], site: NamedDependency[Site],
+                                   payout_method_id: FromPath[uuid.UUID]) -> None:
+        """Payouts already made to it are not affected. 404 for anyone else's."""
+        principal = require_principal(request)
+        await PayoutMethods(site).remove(principal.user_id, payout_method_id)
 
 
 class PaymentRefused(ClientException):

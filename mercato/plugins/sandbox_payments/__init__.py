@@ -1,7 +1,8 @@
 """sandbox_payments: the built-in ``sandbox`` payment gateway, for trying a site and for tests.
 
-It moves no real money. See :mod:`.gateway` for its test cards and webhook signatures. Its
-table, ``sandbox_operations``, is on its own migration branch, ``sandbox_payments``.
+It moves no real money. See :mod:`.gateway` for its test cards, test bank accounts and webhook
+signatures. Its tables, ``sandbox_operations`` and ``sandbox_payout_accounts``, are on their own
+migration branch, ``sandbox_payments``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from mercato import hookimpl
 from mercato.core.timers import TimerHandler
 
 from .gateway import GATEWAY_ID, PLUGIN_ID, WEBHOOK_TIMER, SandboxGateway, SandboxSettings
-from .models import SandboxOperation
+from .models import SandboxOperation, SandboxPayoutAccount
 
 if TYPE_CHECKING:
     from mercato.core.site import Site
@@ -25,12 +26,18 @@ __all__ = ["GATEWAY_ID", "SandboxGateway"]
 
 @hookimpl
 def register_models(site: Site) -> list[type[Any]]:
-    return [SandboxOperation]
+    return [SandboxOperation, SandboxPayoutAccount]
 
 
 @hookimpl
 def register_migrations(site: Site) -> list[Path]:
     return [PACKAGE_DIR / "migrations" / "versions"]
+
+
+@hookimpl
+def register_template_dirs(site: Site) -> list[Path]:
+    """``wallet/payout_method_hint_sandbox.html``: the test accounts, on the payout-method form."""
+    return [PACKAGE_DIR / "templates"]
 
 
 def gateway(site: Site) -> SandboxGateway:

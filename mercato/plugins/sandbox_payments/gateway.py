@@ -1,7 +1,8 @@
 """The sandbox gateway: a payment processor that moves no real money but behaves like one.
 
-It keeps its own state (``sandbox_operations``), answers a repeated reference with the first
-answer, and decides a charge by the card number, as processors' test modes do:
+It keeps its own state (``sandbox_operations``, ``sandbox_payout_accounts``), answers a repeated
+reference with the first answer, and decides a charge by the card number, as processors' test
+modes do:
 
 =================== ======================================================
 4242 4242 4242 4242 succeeds
@@ -11,8 +12,11 @@ answer, and decides a charge by the card number, as processors' test modes do:
 4000 0000 0000 0341 is pending, then fails by webhook moments later
 =================== ======================================================
 
-Any other number is refused with a message listing these. Payouts to the test account
-``000123456789`` succeed and to ``000111111116`` fail; refunds succeed.
+Any other number is refused with a message listing these. Refunds succeed.
+
+Payouts go to a bank account registered first (:meth:`SandboxGateway.add_payout_method`),
+which the sandbox keeps in ``sandbox_payout_accounts`` and names by a token. Only the test
+accounts are accepted: payouts to ``000123456789`` succeed and to ``000111111116`` fail.
 
 Like a real processor it sends a webhook for **every** operation, immediate or not, so a
 site that crashed before recording an answer still learns it. Deliveries are timers
@@ -45,15 +49,18 @@ from mercato.core.payments.gateways import (
     Capability,
     ChargeRequest,
     GatewayResult,
+    InvalidPayoutMethod,
     InvalidWebhook,
     Outcome,
+    PayoutMethodRequest,
+    PayoutMethodResult,
     PayoutRequest,
     RefundRequest,
     WebhookEvent,
 )
 from mercato.core.timers import schedule
 
-from .models import SandboxOperation
+from .models import SandboxOperation, SandboxPayoutAccount
 
 if TYPE_CHECKING:
     from mercato.core.site import Site
@@ -80,8 +87,11 @@ ACCOUNTS: dict[str, tuple[Outcome, str]] = {
     "000123456789": (Outcome.SUCCEEDED, ""),
     "000111111116": (Outcome.FAILED, "The bank refused the transfer: no such account."),
 }
-UNKNOWN_ACCOUNT = ("This is the sandbox: pay out to a test account, 000123456789 (succeeds) or "
-                   "000111111116 (fails).")
+UNKNOWN_ACCOUNT = ("This is the sandbox: add a test account, 000123456789 (payouts succeed) or "
+                   "000111111116 (payouts fail).")
+UNKNOWN_TOKEN = "No such payout method at the sandbox: add one first."
+ACCOUNT_NUMBER = re.compile(r"\d{6,17}")
+"""What a bank account number looks like here (US account numbers are up to 17 digits)."""
 
 
 class SandboxSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -150,7 +160,7 @@ class SandboxGateway:
             if known is None:
                 raise
             return known
-        return GatewayResult(outcome, gateway_id, message if outcome != Outcome.PENDING else "")
+        return GatewayResult(outcome, gateway_id, message if outcome != Outcome.PENDING else "", card_last4)
 
     async def charge(self, request: ChargeRequest) -> GatewayResult:
         card = re.sub(r"[\s-]", "", request.payment_method)
@@ -163,20 +173,47 @@ class SandboxGateway:
                                   Outcome.SUCCEEDED)
 
     async def payout(self, request: PayoutRequest) -> GatewayResult:
-        destination = re.sub(r"[\s-]", "", request.destination)
-        outcome, message = ACCOUNTS.get(destination, (Outcome.FAILED, UNKNOWN_ACCOUNT))
+        async with self.site.db.reading() as session:
+            number = await session.scalar(select(SandboxPayoutAccount.account_number)
+                                          .where(SandboxPayoutAccount.token == request.destination))
+        outcome, message = (Outcome.FAILED, UNKNOWN_TOKEN) if number is None else ACCOUNTS[number]
         return await self._record(request.reference, "payout", request.amount, request.currency, outcome,
                                   message)
+
+    async def add_payout_method(self, request: PayoutMethodRequest) -> PayoutMethodResult:
+        """Keep a test bank account and answer its token; any other number is refused, naming
+        the test accounts (as a real processor refuses a number that fails its checks)."""
+        number = re.sub(r"[\s-]", "", request.account_number)
+        if not ACCOUNT_NUMBER.fullmatch(number):
+            raise InvalidPayoutMethod("account_number", "Enter the account number: 6 to 17 digits.")
+        if number not in ACCOUNTS:
+            raise InvalidPayoutMethod("account_number", UNKNOWN_ACCOUNT)
+        account = SandboxPayoutAccount(id=uuid.uuid4(), token=f"sb_acct_{uuid.uuid4().hex}",
+                                       reference=request.reference, owner=request.owner,
+                                       account_number=number)
+        try:
+            async with self.site.db.transaction() as session:
+                session.add(account)
+        except IntegrityError:  # the same reference, registered before: the same account
+            async with self.site.db.reading() as session:
+                known = await session.scalar(select(SandboxPayoutAccount)
+                                             .where(SandboxPayoutAccount.reference == request.reference))
+            if known is None:
+                raise
+            account = known
+        label = f"Bank account \u2022\u2022{account.account_number[-4:]}"
+        return PayoutMethodResult(token=account.token, label=label)
 
     async def retrieve(self, kind: str, reference: str) -> GatewayResult | None:
         async with self.site.db.reading() as session:
             row = (await session.execute(
-                select(SandboxOperation.id, SandboxOperation.status, SandboxOperation.message)
+                select(SandboxOperation.id, SandboxOperation.status, SandboxOperation.message,
+                       SandboxOperation.card_last4)
                 .where(SandboxOperation.reference == reference, SandboxOperation.kind == kind)
             )).first()
         if row is None:
             return None
-        return GatewayResult(Outcome(row.status), f"sb_{kind}_{row.id.hex}", row.message)
+        return GatewayResult(Outcome(row.status), f"sb_{kind}_{row.id.hex}", row.message, row.card_last4)
 
     # -- webhooks ------------------------------------------------------------------------
     async def deliver(self, _session: None, timer: Timer) -> None:

@@ -1,4 +1,5 @@
-"""The sandbox processor's own books: every operation it was asked for, by mercato's reference."""
+"""The sandbox processor's own books: every operation it was asked for, by mercato's reference, and
+the bank accounts payouts go to."""
 
 from __future__ import annotations
 
@@ -21,4 +22,18 @@ class SandboxOperation(UUIDPrimaryKey, Base):
     status: Mapped[str] = mapped_column(String(10))
     message: Mapped[str] = mapped_column(String(300), default="")
     card_last4: Mapped[str] = mapped_column(String(4), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SandboxPayoutAccount(UUIDPrimaryKey, Base):
+    """A bank account registered for payouts. The sandbox keeps the number, as a processor
+    would; mercato keeps only ``token``."""
+
+    __tablename__ = "sandbox_payout_accounts"
+
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    """mercato's id for the payout method: registering it again returns this account."""
+    owner: Mapped[str] = mapped_column(String(80))
+    account_number: Mapped[str] = mapped_column(String(34))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
