@@ -1,5 +1,6 @@
-"""Payments as a built-in plugin: the payments table and the built-in fee policy, which
-answers ``get_fee_policy`` last so that any other plugin's policy wins."""
+"""Payments as a built-in plugin: the payments and payout-methods tables, the wallet's API and
+pages, and the built-in fee policy, which answers ``get_fee_policy`` last so that any other
+plugin's policy wins."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ def register_models(site: Site) -> list[Any]:
 
 @hookimpl
 def register_routes(site: Site) -> list[Any]:
+    from mercato.core.payments.pages import PAGE_ROUTES
     from mercato.core.payments.routes import PaymentsController, WalletController
 
-    return [PaymentsController, WalletController]
+    return [PaymentsController, WalletController, *PAGE_ROUTES]
 
 
 @hookimpl
