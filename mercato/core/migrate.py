@@ -77,10 +77,20 @@ def heads(site: Site) -> list[str]:
     return revision_graph(site)[0]
 
 
-def revision_graph(site: Site) -> tuple[list[str], list[str]]:
-    """The heads, and every revision id the code knows, on every branch (one parse)."""
+def revision_graph(site: Site) -> tuple[list[str], dict[str, frozenset[str]]]:
+    """The heads, and every revision id the code knows with the revisions it stands on (its
+    down revisions and its ``depends_on``), on every branch (one parse)."""
     scripts = ScriptDirectory.from_config(alembic_config(site))
-    return list(scripts.get_heads()), [script.revision for script in scripts.walk_revisions()]
+    parents: dict[str, frozenset[str]] = {}
+    for script in scripts.walk_revisions():
+        found: set[str] = set()
+        for value in (script.down_revision, script.dependencies):
+            if isinstance(value, str):
+                found.add(value)
+            elif value:
+                found.update(value)
+        parents[script.revision] = frozenset(found)
+    return list(scripts.get_heads()), parents
 
 
 def revision(

@@ -43,7 +43,7 @@ class Site:
         self._gateways: Gateways | None = None
         self.timers = Sweeper(self.db, self.plugins.timer_handlers(self))
         self.started = False
-        self._revision_graph: tuple[frozenset[str], frozenset[str]] | None = None
+        self._revision_graph: tuple[frozenset[str], dict[str, frozenset[str]]] | None = None
 
     @property
     def name(self) -> str:
@@ -60,13 +60,13 @@ class Site:
         """The validated ``[plugins.<plugin_id>]`` Struct (see ``register_settings``)."""
         return self.plugins.settings_for(plugin_id)
 
-    def _revisions(self) -> tuple[frozenset[str], frozenset[str]]:
-        """(heads, every known revision), parsed from the revision files once."""
+    def _revisions(self) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+        """(heads, every known revision → the revisions it stands on), parsed once."""
         if self._revision_graph is None:
             from mercato.core import migrate
 
-            heads, known = migrate.revision_graph(self)
-            self._revision_graph = frozenset(heads), frozenset(known)
+            heads, parents = migrate.revision_graph(self)
+            self._revision_graph = frozenset(heads), parents
         return self._revision_graph
 
     def migration_heads(self) -> frozenset[str]:
@@ -75,11 +75,19 @@ class Site:
 
     def pending_migrations(self, applied: set[str]) -> list[str]:
         """Heads this code expects that the database lacks. A database *ahead* of this code
-        (a revision we do not know, as during a rolling deploy) counts as up to date."""
-        heads, known = self._revisions()
-        if applied - known:
+        (a revision we do not know, as during a rolling deploy) counts as up to date. A head
+        another applied revision stands on (a plugin branch's ``depends_on``) is applied too,
+        though Alembic's version table no longer lists it."""
+        heads, parents = self._revisions()
+        if applied - parents.keys():
             return []
-        return sorted(heads - applied)
+        reached, todo = set(), list(applied)
+        while todo:
+            revision = todo.pop()
+            if revision not in reached:
+                reached.add(revision)
+                todo.extend(parents.get(revision, ()))
+        return sorted(heads - reached)
 
     def static_dirs(self) -> list[Path]:
         """Static folders in precedence order: site → plugins → theme → default theme."""
