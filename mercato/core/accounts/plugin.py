@@ -70,6 +70,7 @@ async def extra_template_vars(site: Site, request: Request[Any, Any, Any] | None
     return {"current_user": user, "csrf_token": csrf_token_for(request, site),
             "auth_providers": site.plugins.auth_providers(site),
             "password_auth": site.plugins.pm.has_plugin("password_auth"),
+            "disputes_admin": site.plugins.pm.has_plugin("disputes"),
             "require_verified_email": site.settings.accounts.require_verified_email}
 
 
