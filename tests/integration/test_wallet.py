@@ -151,8 +151,12 @@ async def test_a_payout_to_a_failing_account_gives_the_money_back(app: App) -> N
     assert_problem(refused, 402)
     assert "no such account" in refused.json()["detail"]
     assert (await deal.balances())["available"] == 36_000
-    kinds = [t["kind"] for t in await transactions(app, deal.dev)]
-    assert kinds[:2] == ["payout_reversal", "payout"]
+    history = await transactions(app, deal.dev)
+    assert [t["kind"] for t in history[:2]] == ["payout_reversal", "payout"]
+    assert history[0]["description"] == "Payout to Bank account \u2022\u20221116 returned"
+    hold = next(t for t in history if t["kind"] == "hold_end")
+    assert hold["contract_id"] == deal.contract["id"]  # known from the release the hold belonged to
+    assert hold["description"] == "Hold ended: Design"
     assert await deal.problems() == []
 
 
@@ -355,7 +359,7 @@ async def test_the_payout_form_explains_mistakes_and_refusals(app: App) -> None:
 
     refused = await send("200", broken)
     assert refused.status_code == 402
-    assert "The payout was refused: The bank refused the transfer: no such account." in text_of(refused)
+    assert "Your payout was refused. The bank refused the transfer: no such account." in text_of(refused)
     assert (await deal.balances())["available"] == 36_000
 
     sent = await send("250.50")

@@ -36,6 +36,7 @@ from mercato.core.accounts.middleware import principal_of
 from mercato.core.accounts.routes import require_principal
 from mercato.core.catalog.display import format_money, plain_errors
 from mercato.core.contracts.milestones import HOLD_END
+from mercato.core.contracts.models import Contract
 from mercato.core.ledger.models import LedgerAccount, LedgerEntry, LedgerTransaction, Purpose
 from mercato.core.payments.gateways import Capability
 from mercato.core.payments.models import PaymentStatus
@@ -83,6 +84,11 @@ def signed_money(minor: int, currency: str) -> str:
     return ("+" if minor > 0 else "\u2212") + format_money(abs(minor), currency)
 
 
+def day(moment: datetime) -> str:
+    """``30 Nov 2026``."""
+    return f"{moment.day} {moment.strftime('%b %Y')}"
+
+
 def helpers() -> dict[str, Any]:
     """Formatting every wallet template may call."""
     return {
@@ -90,6 +96,7 @@ def helpers() -> dict[str, Any]:
         "money_text": money_text,
         "signed_money": signed_money,
         "moment": format_moment,
+        "day": day,
         "balance_labels": BALANCE_LABELS,
         "kind_labels": KIND_LABELS,
         "payment_status_labels": PAYMENT_STATUS_LABELS,
@@ -156,6 +163,9 @@ async def wallet_page(
         holds = await pending_holds(session, principal.user_id)
         methods = (await PayoutMethods(site).page(session, principal.user_id, limit=MAX_PAYOUT_METHODS,
                                                   cursor=None)).items
+        contract_ids = {uuid.UUID(t.contract_id) for t in history.items if t.contract_id}
+        contract_titles = {str(contract_id): title for contract_id, title in await session.execute(
+            select(Contract.id, Contract.title).where(Contract.id.in_(contract_ids)))} if contract_ids else {}
     notice = _NOTICES.get(done or "")
     filtered = bool(currency or kind)
     return await render(request, site, "wallet.html", {
@@ -164,6 +174,7 @@ async def wallet_page(
         "can_pay_out": any(b.available for b in balances),
         "methods": methods,
         "history": history.items,
+        "contract_titles": contract_titles,
         "currency": currency or "",
         "kind": kind or "",
         "currencies": sorted({b.currency for b in balances} | ({currency} if currency else set())),
@@ -212,6 +223,7 @@ async def payout_page(request: AnyRequest, site: Site, *, form: dict[str, str] |
         "available": available,
         "methods": methods,
         "minimums": {currency: format_money(minimum, currency) for currency in available},
+        "symbols": CURRENCY_SYMBOLS,
         "hold_days": site.settings.payments.payout_hold_days,
     }, status_code=status_code)
 
@@ -263,7 +275,7 @@ async def send_payout(request: AnyRequest, site: NamedDependency[Site]) -> Page:
         found = plain_errors(errors_of(exc, default_field="amount"))
         return await payout_page(request, site, form=values, errors=found, status_code=exc.status_code)
     if payment.status == PaymentStatus.FAILED:
-        problem = (f"The payout was refused: {payment.message} "
+        problem = (f"Your payout was refused. {payment.message} "
                    "The money is back in your available balance; try another payout method.")
         return await payout_page(request, site, form=values, problem=problem, status_code=402)
     done = "paid" if payment.status == PaymentStatus.SUCCEEDED else "payout-pending"

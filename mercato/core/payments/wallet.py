@@ -210,16 +210,23 @@ class Wallet:
         for transaction_id, purpose, amount, currency in rows:
             entries.setdefault(transaction_id, []).append(EntryOut(purpose=purpose, amount=amount,
                                                                    currency=currency))
-        titles = await milestone_titles(session, [milestone_of(t) for t in page])
-        return [
-            TransactionOut(
+        milestones = {milestone_of(t) for t in page} - {None}
+        titles = await milestone_titles(session, list(milestones))
+        contracts: dict[str, str] = {}
+        if milestones:  # a hold's end names only its release: its milestone and contract come from there
+            found = await session.execute(select(Milestone.id, Milestone.contract_id)
+                                          .where(Milestone.id.in_([uuid.UUID(m) for m in milestones if m])))
+            contracts = {str(milestone_id): str(contract_id) for milestone_id, contract_id in found}
+        out = []
+        for t in page:
+            milestone = milestone_of(t)
+            out.append(TransactionOut(
                 id=t.id, kind=t.kind, created_at=t.created_at, entries=entries.get(t.id, []),
                 description=describe(t, titles), receipt_url=receipt_url(t.id),
-                contract_id=t.reference.get("contract"), milestone_id=t.reference.get("milestone"),
-                payment_id=t.reference.get("payment"),
-            )
-            for t in page
-        ]
+                contract_id=t.reference.get("contract") or contracts.get(milestone or ""),
+                milestone_id=milestone, payment_id=t.reference.get("payment"),
+            ))
+        return out
 
     # -- payouts -------------------------------------------------------------------------
     async def pay_out(self, user_id: uuid.UUID, data: PayoutIn) -> Payment:
@@ -307,11 +314,16 @@ class Wallet:
             return payment
         payment.status = PaymentStatus.FAILED
         payment.message = message[:300] or "The payout failed."
+        began = await session.scalar(select(LedgerTransaction.reference).where(
+            LedgerTransaction.idempotency_key == f"payout:{payment.reference}"))
+        returned = {"payment": str(payment.id)}
+        if began and began.get("destination"):
+            returned["destination"] = str(began["destination"])
         key = f"payout-reversal:{payment.reference}"
         await self.ledger.post(session, key=key, kind="payout_reversal", legs=[
             Leg(Account.gateway(payment.gateway, payment.currency, by=payment.user_id), -payment.amount),
             Leg(Account.user(payment.user_id, Purpose.DEVELOPER_AVAILABLE, payment.currency), payment.amount),
-        ], reference={"payment": str(payment.id)})
+        ], reference=returned)
         emit(session, Event.of(PayoutFailed(**payload, message=payment.message)))
         return payment
 
@@ -347,8 +359,11 @@ async def milestone_titles(session: AsyncSession, ids: list[str | None]) -> dict
 def describe(transaction: LedgerTransaction, titles: dict[str, str]) -> str:
     """A movement in words, for a history and a receipt's heading."""
     label = KIND_LABELS.get(transaction.kind, transaction.kind.replace("_", " ").capitalize())
-    if transaction.kind == "payout" and transaction.reference.get("destination"):
-        return f"Payout to {transaction.reference['destination']}"
+    destination = transaction.reference.get("destination")
+    if transaction.kind == "payout" and destination:
+        return f"Payout to {destination}"
+    if transaction.kind == "payout_reversal" and destination:
+        return f"Payout to {destination} returned"
     milestone = milestone_of(transaction)
     if milestone and milestone in titles:
         return f"{label}: {titles[milestone]}"
