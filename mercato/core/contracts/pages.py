@@ -257,7 +257,8 @@ async def show_contract(
     return await contract_page(request, site, contract_id)
 
 
-def _problem(exc: HTTPException) -> str:
+def problem_text(exc: HTTPException) -> str:
+    """A service's refusal as one sentence for a form (the first field's message)."""
     return next(iter(plain_errors(errors_of(exc)).values()))
 
 
@@ -348,7 +349,7 @@ async def _act(
         if not refused(exc):
             raise
         return await _refused(
-            request, site, contract_id, milestone_id, action, values, _problem(exc), exc.status_code
+            request, site, contract_id, milestone_id, action, values, problem_text(exc), exc.status_code
         )
     return redirect(f"/contracts/{contract_id}?done={done}#milestone-{milestone_id}")
 
@@ -498,7 +499,7 @@ async def pay(
             site,
             contract_id,
             milestone_id,
-            error=_problem(exc),
+            error=problem_text(exc),
             card=card,
             status_code=exc.status_code,
         )
@@ -555,7 +556,7 @@ async def propose_milestone(
             site,
             contract_id,
             status_code=exc.status_code,
-            state=PageState(errors={"propose": _problem(exc)}, values=values, open_form="propose"),
+            state=PageState(errors={"propose": problem_text(exc)}, values=values, open_form="propose"),
         )
     return redirect(f"/contracts/{contract_id}?done=proposed#milestones")
 
@@ -579,7 +580,7 @@ async def _whole(request: AnyRequest, site: Site, contract_id: uuid.UUID, action
             site,
             contract_id,
             status_code=exc.status_code,
-            state=PageState(errors={"contract": _problem(exc)}),
+            state=PageState(errors={"contract": problem_text(exc)}),
         )
     return redirect(f"/contracts/{contract_id}?done={'completed' if action == 'complete' else 'ended'}")
 

@@ -16,14 +16,14 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from sqlalchemy import select
 
-from mercato.core.accounts.forms import AnyRequest, Page, errors_of, form_text, parse_rate, redirect, to_login
+from mercato.core.accounts.forms import AnyRequest, Page, form_text, parse_rate, redirect, to_login
 from mercato.core.accounts.middleware import principal_of
 from mercato.core.accounts.models import User
 from mercato.core.accounts.routes import require_principal
-from mercato.core.catalog.display import format_money, plain_errors, refused
+from mercato.core.catalog.display import format_money, refused
 from mercato.core.contracts.activity import ContractFiles
 from mercato.core.contracts.models import Contract, Milestone
-from mercato.core.contracts.pages import LABELS, PageState, contract_page
+from mercato.core.contracts.pages import LABELS, PageState, contract_page, problem_text
 from mercato.core.db import utcnow
 from mercato.core.files import ALLOWED_TEXT, CONTENT_TYPES
 from mercato.core.images import format_bytes
@@ -43,10 +43,6 @@ NOTICES = {
     "resolved": ("success", "The dispute is resolved and the money has moved as decided."),
 }
 DISPUTE_LABELS = {**LABELS, "open": "Open", "resolved": "Resolved"}
-
-
-def _problem(exc: HTTPException) -> str:
-    return next(iter(plain_errors(errors_of(exc)).values()))
 
 
 @post(
@@ -81,7 +77,7 @@ async def open_dispute(
         except HTTPException as exc:
             if not refused(exc):
                 raise
-            problem, status_code = _problem(exc), exc.status_code
+            problem, status_code = problem_text(exc), exc.status_code
     if problem:
         state = PageState(
             errors={str(milestone_id): problem},
@@ -202,7 +198,7 @@ async def add_evidence(
             request,
             site,
             dispute_id,
-            error=_problem(exc),
+            error=problem_text(exc),
             values={"message": message},
             status_code=exc.status_code,
         )
@@ -246,7 +242,12 @@ async def resolve(request: AnyRequest, dispute_id: FromPath[uuid.UUID], site: Na
         if not refused(exc):
             raise
         return await dispute_page(
-            request, site, dispute_id, resolve_error=_problem(exc), values=values, status_code=exc.status_code
+            request,
+            site,
+            dispute_id,
+            resolve_error=problem_text(exc),
+            values=values,
+            status_code=exc.status_code,
         )
     if locked.refund:
         await Refunds(site).send(locked.refund)
