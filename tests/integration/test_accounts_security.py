@@ -805,7 +805,8 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/disputes/{dispute_id:uuid}"): spec(401, 404),
     ("POST", "/api/v1/disputes/{dispute_id:uuid}/evidence"): spec(401, 404, lambda w, who: {"json": {
         "message": "Planted"}}),
-    ("POST", "/api/v1/disputes/{dispute_id:uuid}/resolve"): spec(401, 404, lambda w, who: {"json": {
+    ("GET", "/api/v1/admin/disputes"): spec(401, 404),
+    ("POST", "/api/v1/admin/disputes/{dispute_id:uuid}/resolve"): spec(401, 404, lambda w, who: {"json": {
         "developer_amount": 0, "note": "Planted"}}),
     ("GET", "/api/v1/disputes/{dispute_id:uuid}/files/{file_id:uuid}"): spec(401, 404),
     ("POST", "/api/v1/milestones/{milestone_id:uuid}/fund"): spec(401, 404, lambda w, who: {"json": {

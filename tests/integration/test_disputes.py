@@ -237,35 +237,42 @@ async def test_an_admin_splits_a_dispute_60_40(app: App) -> None:
     )
     assert answered["responded_at"]
     assert_problem(await app.client.post(f"{url}/evidence", headers=deal.owner.auth, json={}), 409)
-    # the parties may not resolve; a stranger sees nothing
+    # the admin API does not exist for the parties; a stranger sees nothing
+    resolve = f"{API}/admin/disputes/{dispute['id']}/resolve"
     assert_problem(
         await app.client.post(
-            f"{url}/resolve", headers=deal.owner.auth, json={"developer_amount": 40_000, "note": "Mine"}
+            resolve, headers=deal.owner.auth, json={"developer_amount": 40_000, "note": "Mine"}
         ),
-        403,
+        404,
     )
+    assert_problem(await app.client.get(f"{API}/admin/disputes", headers=deal.owner.auth), 404)
     stranger = await client(app, "Stranger")
     assert_problem(await app.client.get(url, headers=stranger.auth), 404)
     assert_problem(
         await app.client.post(f"{url}/evidence", headers=stranger.auth, json={"message": "x"}), 404
     )
     admin = await make_admin(app, "root@example.com")
-    listed = await ok(await app.client.get(f"{API}/disputes?status=open", headers=admin.auth))
+    listed = await ok(await app.client.get(f"{API}/admin/disputes?status=open", headers=admin.auth))
     assert [d["id"] for d in listed["items"]] == [dispute["id"]]
+    assert (await ok(await app.client.get(f"{API}/admin/disputes?status=resolved", headers=admin.auth)))[
+        "items"
+    ] == []
+    own = await ok(await app.client.get(f"{API}/disputes", headers=deal.dev.auth))
+    assert [d["id"] for d in own["items"]] == [dispute["id"]]
     assert (await ok(await app.client.get(f"{API}/disputes", headers=stranger.auth)))["items"] == []
     seen = await ok(await app.client.get(url, headers=admin.auth))
     evidence_file = seen["evidence"][1]["files"][0]
     assert (await app.client.get(evidence_file["url"], headers=admin.auth)).content == png_bytes()
     assert_problem(
         await app.client.post(
-            f"{url}/resolve", headers=admin.auth, json={"developer_amount": 40_001, "note": "Too much"}
+            resolve, headers=admin.auth, json={"developer_amount": 40_001, "note": "Too much"}
         ),
         409,
     )
     before = await deal.balances()
     resolved = await ok(
         await app.client.post(
-            f"{url}/resolve",
+            resolve,
             headers=admin.auth,
             json={"developer_amount": 24_000, "note": "The brief was met in part."},
         )
@@ -293,9 +300,7 @@ async def test_an_admin_splits_a_dispute_60_40(app: App) -> None:
 
     assert await app.on_loop(refunds) == [16_000]
     assert_problem(
-        await app.client.post(
-            f"{url}/resolve", headers=admin.auth, json={"developer_amount": 0, "note": "Again"}
-        ),
+        await app.client.post(resolve, headers=admin.auth, json={"developer_amount": 0, "note": "Again"}),
         409,
     )
     kinds = [s["kind"] for s in await timeline(deal, deal.owner)]
@@ -379,7 +384,7 @@ async def test_racing_resolutions_and_approvals_settle_a_dispute_once(apps: Apps
     await ok(await deal.fund(0))
     dispute = await open_dispute(deal, deal.owner)
     admin = await make_admin(a, "root@example.com")
-    resolve = f"{API}/disputes/{dispute['id']}/resolve"
+    resolve = f"{API}/admin/disputes/{dispute['id']}/resolve"
     requests: list[Any] = [
         (
             a if n % 2 else b,

@@ -40,9 +40,9 @@ def register_settings() -> dict[str, type[Any]]:
 @hookimpl
 def register_routes(site: Site) -> list[Any]:
     from .pages import PAGE_ROUTES
-    from .routes import DisputesController
+    from .routes import AdminDisputesController, DisputesController
 
-    return [DisputesController, *PAGE_ROUTES]
+    return [DisputesController, AdminDisputesController, *PAGE_ROUTES]
 
 
 @hookimpl

@@ -271,7 +271,7 @@ async def admin_disputes(
         if not await is_admin(session, principal.user_id):
             raise NotFoundException("No such page.")
         page, next_cursor = await service.page(
-            session, principal.user_id, status=status, limit=25, cursor=cursor
+            session, None, status=status, limit=25, cursor=cursor
         )
         rows: list[dict[str, Any]] = []
         if page:

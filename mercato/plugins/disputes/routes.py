@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mercato.core.accounts.routes import require_principal
@@ -172,7 +172,7 @@ class DisputesController(Controller):
             dispute = await DisputeService(site).open(session, milestone_id, principal.user_id, data.reason)
             return await full_out(site, session, dispute)
 
-    @get("/disputes", summary="Your disputes (an admin: everyone's), newest first")
+    @get("/disputes", summary="Disputes you are a party to, newest first")
     async def list_disputes(
         self,
         request: Request[Any, Any, Any],
@@ -214,36 +214,6 @@ class DisputesController(Controller):
             dispute = await service.visible(session, dispute_id, principal.user_id)
             return await full_out(site, session, dispute)
 
-    @post(
-        "/disputes/{dispute_id:uuid}/resolve",
-        status_code=200,
-        middleware=[idempotent],
-        summary="Split the frozen escrow (admins)",
-    )
-    async def resolve(
-        self,
-        request: Request[Any, Any, Any],
-        dispute_id: FromPath[uuid.UUID],
-        data: JSONBody[ResolveIn],
-        site: NamedDependency[Site],
-    ) -> DisputeOut:
-        """``developer_amount`` goes to the developer (less the platform fee, after the usual
-        hold); the rest is refunded to the client."""
-        principal = require_principal(request)
-        service = DisputeService(site)
-        async with site.db.transaction() as session:
-            await service.visible(session, dispute_id, principal.user_id)
-            if not await is_admin(session, principal.user_id):
-                raise PermissionDeniedException("Only an administrator resolves disputes.")
-            locked = await service.resolve(
-                session, dispute_id, principal.user_id, data.developer_amount, data.note
-            )
-        if locked.refund:
-            await Refunds(site).send(locked.refund)
-        async with site.db.reading() as session:
-            dispute = await service.visible(session, dispute_id, principal.user_id)
-            return await full_out(site, session, dispute)
-
     @get(
         "/disputes/{dispute_id:uuid}/files/{file_id:uuid}",
         summary="Download a dispute's file",
@@ -265,3 +235,58 @@ class DisputesController(Controller):
             if row is None or row.contract_id != dispute.contract_id or row.activity_id is None:
                 raise NotFoundException("No such file.")
             return await files.download(row)
+
+
+class AdminDisputesController(Controller):
+    """Administrators' side of disputes; for anyone else this API does not exist (404)."""
+
+    path = "/api/v1/admin/disputes"
+    tags = ["admin"]
+
+    @staticmethod
+    async def _admin(request: Request[Any, Any, Any], session: Any) -> uuid.UUID:
+        principal = require_principal(request)
+        if not await is_admin(session, principal.user_id):
+            raise NotFoundException()
+        return principal.user_id
+
+    @get("/", summary="Every dispute, newest first (admins)")
+    async def list_all(
+        self,
+        request: Request[Any, Any, Any],
+        site: NamedDependency[Site],
+        status: Status = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> DisputePage:
+        async with site.db.reading() as session:
+            await self._admin(request, session)
+            page, next_cursor = await DisputeService(site).page(
+                session, None, status=status, limit=limit, cursor=cursor
+            )
+            return DisputePage(items=[dispute_out(d) for d in page], next_cursor=next_cursor)
+
+    @post(
+        "/{dispute_id:uuid}/resolve",
+        status_code=200,
+        middleware=[idempotent],
+        summary="Split the frozen escrow (admins)",
+    )
+    async def resolve(
+        self,
+        request: Request[Any, Any, Any],
+        dispute_id: FromPath[uuid.UUID],
+        data: JSONBody[ResolveIn],
+        site: NamedDependency[Site],
+    ) -> DisputeOut:
+        """``developer_amount`` goes to the developer (less the platform fee, after the usual
+        hold); the rest is refunded to the client."""
+        service = DisputeService(site)
+        async with site.db.transaction() as session:
+            admin_id = await self._admin(request, session)
+            locked = await service.resolve(session, dispute_id, admin_id, data.developer_amount, data.note)
+        if locked.refund:
+            await Refunds(site).send(locked.refund)
+        async with site.db.reading() as session:
+            dispute = await service.visible(session, dispute_id, admin_id)
+            return await full_out(site, session, dispute)

@@ -123,11 +123,12 @@ class DisputeService:
         return [row for row in rows if row.data.get("dispute_id") == str(dispute.id)]
 
     async def page(
-        self, session: AsyncSession, user_id: uuid.UUID, *, status: str | None, limit: int, cursor: str | None
+        self, session: AsyncSession, user_id: uuid.UUID | None, *, status: str | None, limit: int,
+        cursor: str | None,
     ) -> tuple[list[Dispute], str | None]:
-        """Disputes newest first: an admin's are all of them, anyone else's their own."""
+        """Disputes newest first: ``user_id``'s own, or (None) everyone's, for administrators."""
         query = select(Dispute)
-        if not await is_admin(session, user_id):
+        if user_id is not None:
             query = query.where(or_(Dispute.opened_by == user_id, Dispute.respondent_id == user_id))
         if status:
             query = query.where(Dispute.status == status)
