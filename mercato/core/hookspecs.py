@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from mercato.core.events import EventHandler
     from mercato.core.navigation import NavItem
+    from mercato.core.notify import NotificationChannel
     from mercato.core.payments.fees import FeePolicy
     from mercato.core.payments.gateways import PaymentGateway
     from mercato.core.search import SearchBackend
@@ -188,6 +189,19 @@ def get_fee_policy(site: Site) -> FeePolicy | None:
     """Return the :class:`~mercato.core.payments.fees.FeePolicy` that sets the platform's fee
     on each release and the client's fee on each funding. ``firstresult``; the built-in policy
     (percentages from ``[payments]``) answers last. Since 0.1."""
+
+
+# ---------------------------------------------------------------------------
+# Notifications
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_notification_channels(site: Site) -> Iterable[NotificationChannel]:
+    """Return :class:`~mercato.core.notify.NotificationChannel` objects that carry notifications
+    beyond the site (the bell and the notifications page). Each has a unique ``id``; people
+    turn each channel on or off per category in their settings. The built-in
+    ``notifications`` plugin registers ``email`` and ``webhook``. Since 0.1."""
 
 
 # ---------------------------------------------------------------------------

@@ -88,7 +88,12 @@ class Mailer:
 
         Raises :class:`MailError` when the SMTP server cannot be reached or refuses the mail.
         """
-        message = await self.build(to=to, template=template, **context)
+        await self.deliver(await self.build(to=to, template=template, **context), template=template)
+
+    async def deliver(self, message: EmailMessage, *, template: str) -> None:
+        """Deliver a message from :meth:`build` (perhaps with headers added, such as
+        ``List-Unsubscribe``); ``template`` names it in the log."""
+        to = message["To"]
         backend = self.backend
         if backend == "smtp":
             await self._send_smtp(message)

@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.core.ledger.plugin",
     "mercato.core.payments.plugin",
     "mercato.core.timers.plugin",
+    "mercato.core.socket",
     "mercato.core.projects.plugin",
     "mercato.core.listings.plugin",
     "mercato.core.discovery.plugin",
@@ -50,6 +51,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.search_sql",
     "mercato.plugins.sandbox_payments",
     "mercato.plugins.disputes",
+    "mercato.plugins.notifications",
 )
 """Module names of the built-in plugins, in registration order."""
 
@@ -287,6 +289,9 @@ class Plugins:
 
     def timer_handlers(self, site: Any) -> list[Any]:
         return self._collect(self._call("register_timer_handlers", site=site))
+
+    def notification_channels(self, site: Any) -> list[Any]:
+        return self._collect(self._call("register_notification_channels", site=site))
 
     def payment_gateways(self, site: Any) -> list[Any]:
         return self._collect(self._call("register_payment_gateways", site=site))

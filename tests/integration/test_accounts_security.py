@@ -592,12 +592,12 @@ async def test_registration_is_rate_limited_per_address(apps: Apps) -> None:
 
 PRIVATE_KEYS = frozenset({"email", "has_password", "linked_providers"})
 WALKED_PREFIXES = ("/api/v1/", "/settings", "/users", "/projects", "/proposals", "/contracts", "/dashboard",
-                   "/disputes", "/admin", "/wallet")
+                   "/disputes", "/admin", "/wallet", "/notifications")
 FILLABLE = {"user_id": "a_id", "item_id": "a_item", "project_id": "a_project", "proposal_id": "a_proposal",
             "contract_id": "a_contract", "service_id": "a_service", "attachment_id": "a_attachment",
             "milestone_id": "a_milestone", "gateway_id": "gateway", "file_id": "a_contract_file",
             "dispute_id": "a_dispute", "payout_method_id": "a_payout_method",
-            "transaction_id": "a_transaction"}
+            "transaction_id": "a_transaction", "notification_id": "a_notification"}
 """Path parameters the walk knows, and which of A's ids goes in."""
 
 
@@ -611,11 +611,13 @@ class World:
     a_project: str = ""
     """A's draft project (private: no one else may see it)."""
     a_open_project: str = ""
+    """A's open project, on which A hired C."""
     a_contract_file: str = ""
     """A file A uploaded to A's contract."""
     a_dispute: str = ""
-    """A's dispute over a milestone of a second contract (funded with a test card)."""
-    """A's open project, on which A hired C."""
+    """A's dispute over the first milestone of A's contract (funded with a test card)."""
+    a_notification: str = ""
+    """A's notification of C's proposal."""
     a_proposal: str = ""
     """C's proposal on A's open project, accepted by A (B is a stranger to it)."""
     a_contract: str = ""
@@ -641,7 +643,7 @@ class World:
     def private_ids(self) -> list[str]:
         """Ids of A's objects no one else may see (and so find in any answer)."""
         return [self.a_project, self.a_proposal, self.a_contract, self.a_service, self.a_attachment,
-                self.a_milestone, self.a_payout_method, self.a_transaction]
+                self.a_milestone, self.a_payout_method, self.a_transaction, self.a_notification]
 
 
 Body = Callable[[World, str], dict[str, Any]]
@@ -821,6 +823,14 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("POST", "/api/v1/milestones/{milestone_id:uuid}/cancel"): spec(401, 404),
     # -- API: money of one's own (B's wallet is empty; A's never shows)
     ("GET", "/api/v1/wallet"): spec(401, 200),
+    # -- API: notifications (B's own, empty; A's never show)
+    ("GET", "/api/v1/notifications"): spec(401, 200),
+    ("POST", "/api/v1/notifications/{notification_id:uuid}/read"): spec(401, 404),
+    ("POST", "/api/v1/notifications/read-all"): spec(401, 204),
+    ("GET", "/api/v1/me/notification-preferences"): spec(401, 200),
+    ("PUT", "/api/v1/me/notification-preferences"): spec(401, 200, lambda w, who: {"json": {"choices": [
+        {"category": "payments", "channel": "email", "enabled": False}]}}),
+    ("POST", "/api/v1/notifications/unsubscribe"): spec(400, 400),
     ("GET", "/api/v1/wallet/transactions"): spec(401, 200),
     ("GET", "/api/v1/wallet/transactions.csv"): spec(401, 200),
     ("POST", "/api/v1/wallet/payouts"): spec(401, 404, lambda w, who: {"json": {
@@ -868,6 +878,14 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("GET", "/contracts/{contract_id:uuid}"): spec(TO_LOGIN, 404),
     # -- wallet pages: one's own, and never A's payout methods or receipts
     ("GET", "/wallet"): spec(TO_LOGIN, 200),
+    ("GET", "/notifications"): spec(TO_LOGIN, 200),
+    ("GET", "/notifications/{notification_id:uuid}/open"): spec(TO_LOGIN, 404),
+    ("POST", "/notifications/read-all"): spec(TO_LOGIN, 303),
+    ("GET", "/notifications/unsubscribe"): spec(400, 400),
+    ("POST", "/notifications/unsubscribe"): spec(400, 400, lambda w, who: {"data": {"token": "forged"}}),
+    ("GET", "/settings/notifications"): spec(TO_LOGIN, 200),
+    ("POST", "/settings/notifications"): spec(TO_LOGIN, MINE, lambda w, who: {"data": {
+        "on": ["payments:in_app"]}}),
     ("GET", "/wallet/payout"): spec(TO_LOGIN, 200),
     ("POST", "/wallet/payout"): spec(TO_LOGIN, 400, lambda w, who: {"data": {
         "amount": "10", "currency": "USD", "payout_method_id": w.a_payout_method}}),
@@ -968,6 +986,13 @@ async def _a_market(app: App, world: World) -> None:
     world.a_payout_method = (await created("wallet/payout-methods", {"account_number": "000123456789"}))["id"]
     world.a_dispute = (await created(f"milestones/{world.a_milestone}/dispute", {
         "reason": "Alice's private dispute reason."}))["id"]
+
+    async def notified() -> list[Any]:
+        page = await app.client.get(f"{API}/notifications", headers=a.auth)
+        return list(page.json()["items"])
+
+    await eventually(notified, within=10)
+    world.a_notification = (await notified())[0]["id"]
     service = await created("services", service_body(title="I will build Alice's secret service"))
     assert service["status"] == "draft"
     world.a_service = service["id"]

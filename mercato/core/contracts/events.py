@@ -116,3 +116,11 @@ class MilestoneSettled(_MilestoneEvent, frozen=True):
     note: str
     """The decision's reasons, for both parties."""
     dispute_id: uuid.UUID
+
+
+class MilestoneAutoApproveSoon(_MilestoneEvent, frozen=True):
+    """A submitted milestone will be approved automatically soon unless the client answers."""
+
+    event_type: ClassVar[str] = "milestone.auto_approve_soon"
+    approve_at: str
+    """ISO 8601: when it is approved without an answer."""

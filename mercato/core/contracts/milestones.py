@@ -93,6 +93,9 @@ SETTLED = frozenset({M.APPROVED, M.CANCELLED})
 MAX_MILESTONES = 50
 
 AUTO_APPROVE = "milestone.auto_approve"
+AUTO_APPROVE_SOON = "milestone.auto_approve_soon"
+REMIND_DAYS_BEFORE = 2
+"""How long before an automatic approval the client is reminded."""
 HOLD_END = "ledger.hold_end"
 CHARGE_CHECK = "payment.charge_check"
 MAX_NOTE = 5_000
@@ -318,8 +321,12 @@ class MilestoneService:
         now = utcnow()
         locked.milestone.status = M.SUBMITTED
         locked.milestone.submitted_at = now
-        await schedule(session, AUTO_APPROVE, str(milestone_id),
-                       now + timedelta(days=self.settings.auto_approve_days))
+        approve_at = now + timedelta(days=self.settings.auto_approve_days)
+        await schedule(session, AUTO_APPROVE, str(milestone_id), approve_at)
+        if self.settings.auto_approve_days > REMIND_DAYS_BEFORE:
+            await schedule(session, AUTO_APPROVE_SOON, str(milestone_id),
+                           approve_at - timedelta(days=REMIND_DAYS_BEFORE),
+                           {"approve_at": approve_at.isoformat()})
         step = self._event(locked, events.MilestoneSubmitted, developer_id, session, note=note[:MAX_NOTE])
         await ContractFiles(self.site).attach(session, locked.contract.id, developer_id, files, step)
         return locked
@@ -332,6 +339,7 @@ class MilestoneService:
         check_transition(locked.milestone.status, M.CHANGES_REQUESTED, MILESTONE_TRANSITIONS, "milestone")
         locked.milestone.status = M.CHANGES_REQUESTED
         await cancel(session, AUTO_APPROVE, str(milestone_id))
+        await cancel(session, AUTO_APPROVE_SOON, str(milestone_id))
         self._event(locked, events.MilestoneChangesRequested, client_id, session, message=message[:MAX_NOTE])
         return locked
 
@@ -591,6 +599,16 @@ class MilestoneService:
             return
         await self.release(session, locked.milestone.id, None)
 
+    async def _remind(self, session: AsyncSession, timer: Timer) -> None:
+        """Tell the client an automatic approval is near (if the milestone still waits)."""
+        try:
+            locked = await self.lock(session, uuid.UUID(timer.ref), None)
+        except NotFoundException:
+            return
+        if locked.milestone.status == M.SUBMITTED and locked.contract.status == C.ACTIVE:
+            self._event(locked, events.MilestoneAutoApproveSoon, None, session,
+                        approve_at=str(timer.data.get("approve_at", "")))
+
     async def _check_charge(self, session: AsyncSession, timer: Timer) -> None:
         """A charge with no answer yet: the gateway never called back, or this process died
         between the gateway's answer and recording it."""
@@ -602,6 +620,7 @@ class MilestoneService:
     def timer_handlers(self) -> list[TimerHandler]:
         return [
             TimerHandler(AUTO_APPROVE, self._auto_approve),
+            TimerHandler(AUTO_APPROVE_SOON, self._remind),
             TimerHandler(HOLD_END, self._hold_timer),
             TimerHandler(CHARGE_CHECK, self._check_charge),
         ]

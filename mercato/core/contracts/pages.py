@@ -109,6 +109,7 @@ def _step_text(
         "milestone.settled": f"The dispute on {title} was settled: "
         f"{format_money(int(data.get('released', 0)), currency)} to the developer, "
         f"{format_money(int(data.get('refunded', 0)), currency)} refunded to the client.",
+        "milestone.auto_approve_soon": f"{title} will be approved automatically in 2 days without an answer.",
         "contract.completed": f"{who} completed the contract.",
         "contract.cancelled": f"{who} cancelled the contract.",
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -14,7 +15,7 @@ from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from mercato.core.events import OUTBOX_DIRTY
 from mercato.core.events.consumers import EventConsumers
 from mercato.core.events.embedded import EmbeddedNats
-from mercato.core.events.live import LiveFanout
+from mercato.core.events.live import LIVE_PENDING, LiveFanout
 from mercato.core.events.relay import OutboxRelay
 
 if TYPE_CHECKING:
@@ -66,15 +67,22 @@ class EventBackbone:
         return f"{self.prefix}.internal.outbox.wake"
 
     def _after_commit(self, session: Session) -> None:
+        live = session.info.pop(LIVE_PENDING, None)
+        if live and self.live is not None and self.nc is not None and self.nc.is_connected:
+            for user_id, message in live:
+                self._spawn(self.live.publish(user_id, message))
         if not session.info.pop(OUTBOX_DIRTY, False):
             return
         if self.relay is not None:
             self.relay.wake()
         elif self.nc is not None and self.nc.is_connected:
             # No relay here (`[worker] in_web = false`): nudge the workers' relays.
-            task = asyncio.get_running_loop().create_task(self.nc.publish(self.wake_subject))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._spawn(self.nc.publish(self.wake_subject))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def connect(self) -> None:
         """Connect (starting the embedded server when no URL is set) and ensure the stream."""

@@ -16,6 +16,17 @@ import msgspec
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS
     from nats.aio.subscription import Subscription
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+LIVE_PENDING = "mercato.live_pending"
+"""Session info key: live messages to publish once the session's transaction commits."""
+
+
+def publish_after_commit(session: AsyncSession, user_id: uuid.UUID | str, message: Any) -> None:
+    """Push ``message`` to ``user_id``'s open sockets once this transaction commits (never if it
+    rolls back), so a socket never shows what the database does not hold."""
+    pending = session.sync_session.info.setdefault(LIVE_PENDING, [])
+    pending.append((str(user_id), msgspec.to_builtins(message)))
 
 
 class LiveFanout:
