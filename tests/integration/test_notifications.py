@@ -6,6 +6,9 @@ unsubscribe link; the bell's count on the pages."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,10 +22,12 @@ from mercato.core.events import Event
 from mercato.plugins.notifications.models import Notification
 from mercato.plugins.notifications.service import Notifications
 from tests.conftest import Databases, MakeSettings
+from tests.e2e.conftest import LiveServer
 from tests.integration.test_accounts_security import Browser
 from tests.integration.test_milestones import hire
 from tests.marketplace_helpers import (
     API,
+    MARKET_ACCOUNTS,
     App,
     Apps,
     Person,
@@ -342,3 +347,57 @@ async def test_the_client_is_reminded_before_an_automatic_approval(app: App) -> 
     got = await inbox(app, deal.owner, 4)  # the proposal, two submissions, the reminder
     reminders = [n for n in got["items"] if n["kind"] == "milestone.auto_approve_soon"]
     assert [n["title"] for n in reminders] == ["“Design” will be approved automatically in 2 days"]
+
+
+class Hook:
+    """An organisation's webhook receiver on loopback: it keeps each post's headers and body."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict[str, str], bytes]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.posts.append(({k.decode(): v.decode() for k, v in scope["headers"]}, body))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def test_the_team_webhook_posts_signed_json_for_those_who_turn_it_on(apps: Apps) -> None:
+    hook = Hook()
+    async with LiveServer(hook, access_log=False) as receiver:
+        settings = await apps.settings(
+            accounts={**MARKET_ACCOUNTS, "require_verified_email": False},
+            plugins={
+                "notifications": {"webhook_url": f"{receiver.url}/hook", "webhook_secret": "team-secret"}
+            },
+        )
+        app = await apps.open(settings)
+        deal = await hire(app)
+        prefs = (await app.client.get(f"{API}/me/notification-preferences", headers=deal.dev.auth)).json()
+        assert prefs["channels"]["webhook"] == "Team webhook"
+        on = await app.client.put(
+            f"{API}/me/notification-preferences",
+            headers=deal.dev.auth,
+            json={"choices": [{"category": "contracts", "channel": "webhook", "enabled": True}]},
+        )
+        assert on.status_code == 200
+        await deal.fund(0)
+        await inbox(app, deal.dev, 2)
+        await deal.run_timers(days=0.001)
+        await deal.run_timers(days=0.001)  # a second sweep delivers nothing again
+        assert len(hook.posts) == 1  # the client left the webhook off (the default)
+        headers, body = hook.posts[0]
+        stamp, mac = re.fullmatch(r"t=(\d+),v1=([0-9a-f]{64})", headers["mercato-signature"]).groups()  # type: ignore[union-attr]
+        expected = hmac.new(b"team-secret", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(mac, expected)
+        payload = json.loads(body)
+        assert payload["user_id"] == deal.dev.id
+        assert "is funded" in payload["text"]
+        assert payload["items"][0]["url"].startswith("http")
