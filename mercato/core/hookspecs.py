@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mercato.core.search import SearchBackend
     from mercato.core.security.providers import AuthProvider
     from mercato.core.site import Site
+    from mercato.core.socket import SocketHandler
     from mercato.core.storage import Storage
     from mercato.core.timers import TimerHandler
 
@@ -202,6 +203,21 @@ def register_notification_channels(site: Site) -> Iterable[NotificationChannel]:
     beyond the site (the bell and the notifications page). Each has a unique ``id``; people
     turn each channel on or off per category in their settings. The built-in
     ``notifications`` plugin registers ``email`` and ``webhook``. Since 0.1."""
+
+
+@hookspec
+def register_socket_handlers(site: Site) -> Iterable[SocketHandler]:
+    """Return :class:`~mercato.core.socket.SocketHandler` objects for messages a page sends up
+    its WebSocket ``/ws`` (``{"type": "typing", …}``): each names the ``type`` it answers and
+    an async ``handle(user_id, message)`` returning a reply for that socket, or None. Types
+    are unique; ``ping`` is the core's. Since 0.1."""
+
+
+@hookspec
+def validate_message(site: Site, sender_id: Any, conversation_id: Any, body: str) -> str | None:
+    """Return a sentence saying why a chat message may not be sent (the sender sees it, and the
+    message is refused with 400), or None to let it pass. Called for every new and edited
+    message; e.g. warn about asking to be paid outside the platform. Since 0.1."""
 
 
 # ---------------------------------------------------------------------------

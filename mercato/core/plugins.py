@@ -52,6 +52,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.sandbox_payments",
     "mercato.plugins.disputes",
     "mercato.plugins.notifications",
+    "mercato.plugins.chat",
 )
 """Module names of the built-in plugins, in registration order."""
 
@@ -292,6 +293,20 @@ class Plugins:
 
     def notification_channels(self, site: Any) -> list[Any]:
         return self._collect(self._call("register_notification_channels", site=site))
+
+    def socket_handlers(self, site: Any) -> dict[str, Any]:
+        handlers: dict[str, Any] = {}
+        for handler in self._collect(self._call("register_socket_handlers", site=site)):
+            if handler.type in handlers or handler.type == "ping":
+                raise PluginError(f"two socket handlers answer {handler.type!r}; message types are unique")
+            handlers[handler.type] = handler
+        return handlers
+
+    def validate_message(self, site: Any, *, sender_id: Any, conversation_id: Any, body: str) -> list[str]:
+        """The reasons plugins give to refuse a chat message (empty: it may be sent)."""
+        answers = self._call("validate_message", site=site, sender_id=sender_id,
+                             conversation_id=conversation_id, body=body)
+        return [str(answer) for answer in answers if answer]
 
     def payment_gateways(self, site: Any) -> list[Any]:
         return self._collect(self._call("register_payment_gateways", site=site))

@@ -5,14 +5,19 @@ The socket is authenticated like any request (the session cookie, or an ``Author
 Bearer`` access token) and only accepted from the site's own origin. It subscribes to the
 person's live subject, ``<prefix>.live.user.<id>`` on NATS, so whatever any app instance
 publishes for them (:func:`mercato.core.events.live.publish_after_commit`) reaches this one.
-Each message is a JSON object with a ``type``. The client may send ``{"type": "ping"}`` and
-gets ``{"type": "pong"}``.
+Each message is a JSON object with a ``type``. The first is ``{"type": "ready"}``, once the
+subscription is in place (a page then fetches what it missed while away). The client may send
+``{"type": "ping"}`` and gets ``{"type": "pong"}``; other types go to the plugins'
+``register_socket_handlers``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +35,16 @@ log = structlog.get_logger("mercato.live")
 QUEUE_SIZE = 500
 """Messages kept for a slow socket; past that it is closed (the client reconnects and reloads)."""
 NOT_SIGNED_IN = 4401
+
+
+@dataclass(frozen=True, slots=True)
+class SocketHandler:
+    """Answers one ``type`` of message a page sends up ``/ws`` (``register_socket_handlers``)."""
+
+    type: str
+    handle: Callable[[uuid.UUID, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+    """``handle(user_id, message)``: a reply for this socket, or None."""
+
 FORBIDDEN_ORIGIN = 4403
 TOO_SLOW = 4408
 
@@ -68,6 +83,8 @@ async def live_socket(socket: WebSocket[Any, Any, Any], site: NamedDependency[Si
             overflowed.set()
 
     subscription = await live.subscribe(principal.user_id, deliver)
+    handlers = site.plugins.socket_handlers(site)
+    await socket.send_text('{"type":"ready"}')  # subscribed: from here on nothing is missed
 
     async def forward() -> None:
         while True:
@@ -81,8 +98,23 @@ async def live_socket(socket: WebSocket[Any, Any, Any], site: NamedDependency[Si
                 message = msgspec.json.decode(raw)
             except msgspec.DecodeError:
                 continue
-            if isinstance(message, dict) and message.get("type") == "ping":
+            if not isinstance(message, dict):
+                continue
+            kind = message.get("type")
+            if kind == "ping":
                 await socket.send_text('{"type":"pong"}')
+                continue
+            handler = handlers.get(str(kind))
+            if handler is None:
+                reply: dict[str, Any] | None = {"type": "error", "message": f"Unknown message type {kind!r}."}
+            else:
+                try:
+                    reply = await handler.handle(principal.user_id, message)
+                except Exception:  # one bad message must not end the socket
+                    log.exception("socket handler failed", type=kind)
+                    reply = {"type": "error", "message": "That did not work; try again."}
+            if reply is not None:
+                await socket.send_text(msgspec.json.encode(reply).decode())
 
     tasks = [asyncio.create_task(forward()), asyncio.create_task(listen()),
              asyncio.create_task(overflowed.wait())]

@@ -52,6 +52,7 @@ async def test_a_notification_reaches_the_open_socket_at_once(server: LiveServer
         dev = await register(http, "dev@example.com", name="Dev Eloper", roles=("developer",))
         headers = {"Authorization": f"Bearer {owner.access}", "Origin": server.url}
         async with websockets.connect(ws_url(server), additional_headers=headers) as socket:
+            await next_message(socket, "ready")
             await socket.send('{"type": "ping"}')
             assert await next_message(socket, "pong")
             project = await post_project(SimpleNamespace(client=http), owner, title="Live project")  # type: ignore[arg-type]

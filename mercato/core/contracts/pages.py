@@ -239,6 +239,7 @@ async def contract_page(
             "max_file_size": format_bytes(site.settings.uploads.max_attachment_bytes),
             "file_size": format_bytes,
             "max_note": MAX_NOTE,
+        "chat_enabled": "chat" in site.plugins.loaded,
         },
         status_code=status_code,
     )

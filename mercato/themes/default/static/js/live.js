@@ -1,6 +1,7 @@
 /* Live updates for a signed-in person's pages: one WebSocket to /ws, reconnecting with
    back-off. Keeps the notification bell's unread count current; other parts of the page may
-   listen for the "mercato:live" event (detail: the message). */
+   listen for the "mercato:live" event (detail: the message; {type: "ready"} on each
+   connection, when pages catch up on what they missed) and send with window.mercatoLive.send. */
 (function () {
   "use strict";
   var bell = document.querySelector("[data-notification-bell]");
@@ -32,5 +33,11 @@
     });
   }
 
+  /* Other scripts send up the socket with window.mercatoLive.send({type: …}). */
+  window.mercatoLive = {
+    send: function (message) {
+      if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify(message)); }
+    }
+  };
   if ("WebSocket" in window) { connect(); }
 })();

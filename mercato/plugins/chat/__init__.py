@@ -1,0 +1,50 @@
+"""chat: conversations between two people (about a project, a proposal or a contract, or
+nothing in particular), with messages pushed live to both over ``/ws``, read receipts,
+typing indicators, edits within 15 minutes, and blocks. Plugins refuse content with the
+``validate_message`` hook. Its tables are on its own migration branch, ``chat``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mercato import hookimpl
+from mercato.core.socket import SocketHandler
+
+from .models import Block, Conversation, Member, Message
+from .service import Chat
+
+if TYPE_CHECKING:
+    from mercato.core.site import Site
+
+PACKAGE_DIR = Path(__file__).parent
+
+
+@hookimpl
+def register_models(site: Site) -> list[type[Any]]:
+    return [Conversation, Member, Message, Block]
+
+
+@hookimpl
+def register_migrations(site: Site) -> list[Path]:
+    return [PACKAGE_DIR / "migrations" / "versions"]
+
+
+@hookimpl
+def register_template_dirs(site: Site) -> list[Path]:
+    return [PACKAGE_DIR / "templates"]
+
+
+@hookimpl
+def register_routes(site: Site) -> list[Any]:
+    from .pages import PAGE_ROUTES
+    from .routes import ChatController
+
+    return [ChatController, *PAGE_ROUTES]
+
+
+@hookimpl
+def register_socket_handlers(site: Site) -> list[SocketHandler]:
+    """``{"type": "typing", "conversation_id": …}`` tells the other member you are typing."""
+    return [SocketHandler("typing", Chat(site).typing)]

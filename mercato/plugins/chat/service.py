@@ -1,0 +1,422 @@
+"""Chat: conversations between two people, messages (Markdown, rendered safe), read receipts,
+typing indicators, blocks, and a ``validate_message`` hook for plugins to refuse content.
+
+A message is committed, then pushed to both members' sockets on every app instance (the live
+fan-out after commit). A socket that reconnects asks for what came after the last message it
+saw (``GET …/messages?after=<id>``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from sqlalchemy import and_, func, or_, select
+
+from mercato.core.accounts.models import User, UserStatus
+from mercato.core.accounts.sessions import limiter_of
+from mercato.core.db import utcnow
+from mercato.core.errors import field_error
+from mercato.core.events.live import publish_after_commit
+from mercato.core.markdown import render_markdown
+from mercato.core.ratelimit import RateLimited
+from mercato.core.states import InvalidTransition
+
+from .models import Block, Conversation, Member, Message
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from mercato.core.site import Site
+
+MAX_MESSAGE = 5_000
+"""Characters in one message."""
+EDIT_MINUTES = 15
+"""How long the sender may edit or delete a message."""
+SEND_LIMIT = 30
+"""Messages a person may send per minute (across every conversation)."""
+SUBJECTS = ("project", "proposal", "contract")
+PAGE = 50
+
+
+class ConversationIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    user_id: uuid.UUID
+    """Who to talk to."""
+    subject_type: str | None = None
+    """``project``, ``proposal`` or ``contract``: what the conversation is about."""
+    subject_id: uuid.UUID | None = None
+    message: Annotated[str, msgspec.Meta(max_length=MAX_MESSAGE)] | None = None
+    """A first message to send at once."""
+
+
+class MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    body: str
+    """Markdown; at most 5,000 characters."""
+
+
+class ReadIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    message_id: uuid.UUID | None = None
+    """Read up to this message (default: all of them)."""
+
+
+class PersonOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    display_name: str
+
+
+class MessageOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    sender_id: uuid.UUID | None
+    body: str
+    """Markdown as written; empty when deleted."""
+    html: str
+    """The body rendered and sanitised (links open safely)."""
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+
+
+class MessagePage(msgspec.Struct, kw_only=True):
+    items: list[MessageOut]
+    """Oldest first."""
+    has_more: bool
+    """Older messages exist (ask with ``before=<the first id>``)."""
+
+
+class ConversationOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    with_user: PersonOut
+    subject_type: str
+    subject_id: uuid.UUID | None
+    last_message_at: datetime | None
+    last_message: MessageOut | None
+    unread: int
+    other_read_at: datetime | None
+    """Until when the other person has read (read receipts)."""
+    blocked: bool
+    """Either of you blocked the other: no more messages."""
+
+
+def message_out(row: Message) -> MessageOut:
+    deleted = row.deleted_at is not None
+    return MessageOut(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        sender_id=row.sender_id,
+        body="" if deleted else row.body,
+        html="" if deleted else str(render_markdown(row.body)),
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        deleted=deleted,
+    )
+
+
+class Chat:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    # -- who may talk ------------------------------------------------------------------------
+    async def member(self, session: AsyncSession, conversation_id: uuid.UUID, user_id: uuid.UUID) -> Member:
+        """``user_id``'s membership of the conversation; 404 for anyone else."""
+        found = await session.scalar(
+            select(Member).where(Member.conversation_id == conversation_id, Member.user_id == user_id)
+        )
+        if found is None:
+            raise NotFoundException("No such conversation.")
+        return found
+
+    async def other(self, session: AsyncSession, conversation_id: uuid.UUID, user_id: uuid.UUID) -> Member:
+        found = await session.scalar(
+            select(Member).where(Member.conversation_id == conversation_id, Member.user_id != user_id)
+        )
+        if found is None:
+            raise NotFoundException("No such conversation.")
+        return found
+
+    async def blocked(self, session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
+        return (
+            await session.scalar(
+                select(Block.id)
+                .where(
+                    or_(
+                        and_(Block.blocker_id == a, Block.blocked_id == b),
+                        and_(Block.blocker_id == b, Block.blocked_id == a),
+                    )
+                )
+                .limit(1)
+            )
+        ) is not None
+
+    # -- conversations -----------------------------------------------------------------------
+    async def start(self, session: AsyncSession, user_id: uuid.UUID, data: ConversationIn) -> Conversation:
+        """Find or begin the conversation with ``data.user_id`` about the subject."""
+        if data.user_id == user_id:
+            raise field_error("user_id", "Pick someone else: this is you.")
+        other = await session.get(User, data.user_id)
+        if other is None or other.status != UserStatus.ACTIVE:
+            raise field_error("user_id", "No such person.")
+        subject_type = data.subject_type or ""
+        if subject_type and subject_type not in SUBJECTS:
+            raise field_error("subject_type", f"Use one of {', '.join(SUBJECTS)}, or leave it out.")
+        if bool(subject_type) != (data.subject_id is not None):
+            raise field_error("subject_id", "Give both subject_type and subject_id, or neither.")
+        if await self.blocked(session, user_id, data.user_id):
+            raise PermissionDeniedException("You cannot message this person.")
+        low, high = sorted([str(user_id), str(data.user_id)])
+        key = f"{low}:{high}:{subject_type}:{data.subject_id or ''}"
+        found = await session.scalar(select(Conversation).where(Conversation.key == key))
+        if found is None:
+            found = Conversation(
+                id=uuid.uuid4(), key=key, subject_type=subject_type, subject_id=data.subject_id
+            )
+            session.add(found)
+            await session.flush()
+            session.add_all(
+                [
+                    Member(id=uuid.uuid4(), conversation_id=found.id, user_id=user_id),
+                    Member(id=uuid.uuid4(), conversation_id=found.id, user_id=data.user_id),
+                ]
+            )
+            await session.flush()
+        return found
+
+    async def list_for(self, session: AsyncSession, user_id: uuid.UUID) -> list[ConversationOut]:
+        ids = select(Member.conversation_id).where(Member.user_id == user_id)
+        rows = list(
+            await session.scalars(
+                select(Conversation)
+                .where(Conversation.id.in_(ids))
+                .order_by(Conversation.last_message_at.desc().nulls_last(), Conversation.created_at.desc())
+                .limit(200)
+            )
+        )
+        return [await self.out(session, row, user_id) for row in rows]
+
+    async def out(
+        self, session: AsyncSession, conversation: Conversation, user_id: uuid.UUID
+    ) -> ConversationOut:
+        me = await self.member(session, conversation.id, user_id)
+        other = await self.other(session, conversation.id, user_id)
+        person = await session.get(User, other.user_id)
+        last = await session.scalar(
+            select(Message)
+            .where(Message.conversation_id == conversation.id)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(1)
+        )
+        unread_query = select(func.count()).where(
+            Message.conversation_id == conversation.id,
+            Message.sender_id != user_id,
+            Message.deleted_at.is_(None),
+        )
+        if me.last_read_at is not None:
+            unread_query = unread_query.where(Message.created_at > me.last_read_at)
+        return ConversationOut(
+            id=conversation.id,
+            with_user=PersonOut(
+                id=other.user_id, display_name=person.display_name if person else "Deleted user"
+            ),
+            subject_type=conversation.subject_type,
+            subject_id=conversation.subject_id,
+            last_message_at=conversation.last_message_at,
+            last_message=message_out(last) if last else None,
+            unread=int(await session.scalar(unread_query) or 0),
+            other_read_at=other.last_read_at,
+            blocked=await self.blocked(session, user_id, other.user_id),
+        )
+
+    # -- messages -------------------------------------------------------------------------------
+    async def messages(
+        self,
+        session: AsyncSession,
+        conversation_id: uuid.UUID,
+        user_id: uuid.UUID,
+        *,
+        before: uuid.UUID | None = None,
+        after: uuid.UUID | None = None,
+    ) -> MessagePage:
+        """A page of messages, oldest first: the latest, those ``before`` one (scrolling back) or
+        those ``after`` one (catching up after a reconnect)."""
+        await self.member(session, conversation_id, user_id)
+        query = select(Message).where(Message.conversation_id == conversation_id)
+        if after is not None:
+            anchor = await self._anchor(session, conversation_id, after)
+            rows = list(
+                await session.scalars(
+                    query.where(
+                        or_(
+                            Message.created_at > anchor.created_at,
+                            and_(Message.created_at == anchor.created_at, Message.id > anchor.id),
+                        )
+                    )
+                    .order_by(Message.created_at, Message.id)
+                    .limit(PAGE + 1)
+                )
+            )
+            return MessagePage(items=[message_out(r) for r in rows[:PAGE]], has_more=False)
+        if before is not None:
+            anchor = await self._anchor(session, conversation_id, before)
+            query = query.where(
+                or_(
+                    Message.created_at < anchor.created_at,
+                    and_(Message.created_at == anchor.created_at, Message.id < anchor.id),
+                )
+            )
+        rows = list(
+            await session.scalars(
+                query.order_by(Message.created_at.desc(), Message.id.desc()).limit(PAGE + 1)
+            )
+        )
+        return MessagePage(items=[message_out(r) for r in reversed(rows[:PAGE])], has_more=len(rows) > PAGE)
+
+    async def _anchor(
+        self, session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID
+    ) -> Message:
+        anchor = await session.get(Message, message_id)
+        if anchor is None or anchor.conversation_id != conversation_id:
+            raise field_error("after", "No such message in this conversation.")
+        return anchor
+
+    async def check_rate(self, user_id: uuid.UUID) -> None:
+        """429 past ``SEND_LIMIT`` messages a minute (call before the transaction)."""
+        decision = await limiter_of(self.site).hit(
+            "chat-send", str(user_id), limit=SEND_LIMIT, window_seconds=60
+        )
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after, message="You are sending messages very fast.")
+
+    def check_body(self, body: str) -> str:
+        text = body.strip()
+        if not text:
+            raise field_error("body", "Write something first.")
+        if len(text) > MAX_MESSAGE:
+            raise field_error(
+                "body",
+                f"A message holds at most {MAX_MESSAGE:,} characters; this one has "
+                f"{len(text):,}. Split it, or attach a file.",
+            )
+        return text
+
+    async def send(
+        self, session: AsyncSession, conversation_id: uuid.UUID, user_id: uuid.UUID, body: str
+    ) -> Message:
+        text = self.check_body(body)
+        await self.member(session, conversation_id, user_id)
+        other = await self.other(session, conversation_id, user_id)
+        if await self.blocked(session, user_id, other.user_id):
+            raise PermissionDeniedException("You cannot message this person.")
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        for problem in self.site.plugins.validate_message(
+            self.site, sender_id=user_id, conversation_id=conversation_id, body=text
+        ):
+            raise field_error("body", problem)
+        now = utcnow()
+        row = Message(
+            id=uuid.uuid4(), conversation_id=conversation_id, sender_id=user_id, body=text, created_at=now
+        )
+        session.add(row)
+        conversation.last_message_at = now
+        me = await self.member(session, conversation_id, user_id)
+        me.last_read_at = now
+        await session.flush()
+        self._push(session, [user_id, other.user_id], {"type": "message", "message": message_out(row)})
+        return row
+
+    async def edit(
+        self, session: AsyncSession, message_id: uuid.UUID, user_id: uuid.UUID, body: str | None
+    ) -> Message:
+        """Change (``body``) or delete (None) one's own message within ``EDIT_MINUTES``."""
+        row = await session.get(Message, message_id)
+        if row is None:
+            raise NotFoundException("No such message.")
+        other = await self.other(session, row.conversation_id, user_id)
+        await self.member(session, row.conversation_id, user_id)
+        if row.sender_id != user_id:
+            raise PermissionDeniedException("Only its sender changes a message.")
+        if row.deleted_at is not None:
+            raise InvalidTransition("This message is deleted.")
+        if utcnow() - row.created_at > timedelta(minutes=EDIT_MINUTES):
+            raise InvalidTransition(f"Messages can be changed for {EDIT_MINUTES} minutes after sending.")
+        if body is None:
+            row.deleted_at = utcnow()
+        else:
+            row.body = self.check_body(body)
+            for problem in self.site.plugins.validate_message(
+                self.site, sender_id=user_id, conversation_id=row.conversation_id, body=row.body
+            ):
+                raise field_error("body", problem)
+            row.edited_at = utcnow()
+        await session.flush()
+        self._push(
+            session, [user_id, other.user_id], {"type": "message_changed", "message": message_out(row)}
+        )
+        return row
+
+    async def read(
+        self,
+        session: AsyncSession,
+        conversation_id: uuid.UUID,
+        user_id: uuid.UUID,
+        message_id: uuid.UUID | None,
+    ) -> datetime:
+        me = await self.member(session, conversation_id, user_id)
+        other = await self.other(session, conversation_id, user_id)
+        moment = utcnow()
+        if message_id is not None:
+            moment = (await self._anchor(session, conversation_id, message_id)).created_at
+        if me.last_read_at is None or moment > me.last_read_at:
+            me.last_read_at = moment
+            self._push(
+                session,
+                [other.user_id, user_id],
+                {
+                    "type": "read",
+                    "conversation_id": str(conversation_id),
+                    "user_id": str(user_id),
+                    "read_at": moment.isoformat(),
+                },
+            )
+        return me.last_read_at
+
+    async def block(self, session: AsyncSession, user_id: uuid.UUID, other_id: uuid.UUID, on: bool) -> None:
+        if other_id == user_id:
+            raise field_error("user_id", "You cannot block yourself.")
+        if await session.get(User, other_id) is None:
+            raise NotFoundException("No such person.")
+        found = await session.scalar(
+            select(Block).where(Block.blocker_id == user_id, Block.blocked_id == other_id)
+        )
+        if on and found is None:
+            session.add(Block(id=uuid.uuid4(), blocker_id=user_id, blocked_id=other_id))
+        elif not on and found is not None:
+            await session.delete(found)
+
+    async def typing(self, user_id: uuid.UUID, message: dict[str, Any]) -> dict[str, Any] | None:
+        """A socket's ``{"type": "typing", "conversation_id"}``: tell the other member."""
+        try:
+            conversation_id = uuid.UUID(str(message.get("conversation_id")))
+        except ValueError:
+            return {"type": "error", "message": "typing needs a conversation_id"}
+        async with self.site.db.reading() as session:
+            try:
+                await self.member(session, conversation_id, user_id)
+                other_id = (await self.other(session, conversation_id, user_id)).user_id
+            except NotFoundException:
+                return {"type": "error", "message": "No such conversation."}
+        live = self.site.events.live
+        if live is not None:
+            await live.publish(
+                other_id,
+                {"type": "typing", "conversation_id": str(conversation_id), "user_id": str(user_id)},
+            )
+        return None
+
+    @staticmethod
+    def _push(session: AsyncSession, users: list[uuid.UUID], message: dict[str, Any]) -> None:
+        for user in dict.fromkeys(users):
+            publish_after_commit(session, user, message)
