@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -210,11 +211,21 @@ async def test_messages_and_typing_arrive_live_and_a_reconnect_catches_up(server
             assert (await received(ada_socket, "echoed"))["text"] == "hi"
             await ada_socket.send(json.dumps({"type": "typing", "conversation_id": "not-an-id"}))
             assert (await received(ada_socket, "error"))["message"]
-            sent = await http.post(
-                f"{API}/conversations/{conversation}/messages",
-                headers=ada.auth,
-                json={"body": "Are you there?"},
+            await ada_socket.send(
+                json.dumps(
+                    {"type": "send", "conversation_id": conversation, "body": "x" * 5001, "ref": "too-long"}
+                )
             )
+            refused = await received(ada_socket, "error")
+            assert (refused["ref"], refused["status"]) == ("too-long", 400)
+            await ada_socket.send(
+                json.dumps(
+                    {"type": "send", "conversation_id": conversation, "body": "Are you there?", "ref": "r1"}
+                )
+            )
+            sent_over_socket = await received(ada_socket, "sent")
+            assert sent_over_socket["ref"] == "r1"
+            sent = SimpleNamespace(json=lambda: sent_over_socket["message"])
             first = (await received(bob_socket, "message"))["message"]
             assert first["id"] == sent.json()["id"]
             assert first["html"].startswith("<p>Are you there?")

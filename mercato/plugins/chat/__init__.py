@@ -46,5 +46,6 @@ def register_routes(site: Site) -> list[Any]:
 
 @hookimpl
 def register_socket_handlers(site: Site) -> list[SocketHandler]:
-    """``{"type": "typing", "conversation_id": …}`` tells the other member you are typing."""
-    return [SocketHandler("typing", Chat(site).typing)]
+    """``typing`` tells the other member you are typing; ``send`` sends a message."""
+    chat = Chat(site)
+    return [SocketHandler("typing", chat.typing), SocketHandler("send", chat.send_from_socket)]

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from sqlalchemy import and_, func, or_, select
 
 from mercato.core.accounts.models import User, UserStatus
@@ -415,6 +415,26 @@ class Chat:
                 {"type": "typing", "conversation_id": str(conversation_id), "user_id": str(user_id)},
             )
         return None
+
+    async def send_from_socket(self, user_id: uuid.UUID, message: dict[str, Any]) -> dict[str, Any]:
+        """A socket's ``{"type": "send", "conversation_id", "body", "ref"?}``: the same checks
+        as over HTTP; the answer echoes ``ref`` so the page can match it to what it sent."""
+        ref = message.get("ref")
+        try:
+            conversation_id = uuid.UUID(str(message.get("conversation_id")))
+            body = message.get("body")
+            if not isinstance(body, str):
+                raise field_error("body", "Write something first.")
+            self.check_body(body)
+            await self.check_rate(user_id)
+            async with self.site.db.transaction() as session:
+                row = await self.send(session, conversation_id, user_id, body)
+                sent = message_out(row)
+        except HTTPException as exc:  # before ValueError: Litestar's exceptions are ValueErrors too
+            return {"type": "error", "ref": ref, "status": exc.status_code, "message": str(exc.detail)}
+        except ValueError:
+            return {"type": "error", "ref": ref, "status": 400, "message": "send needs a conversation_id"}
+        return {"type": "sent", "ref": ref, "message": msgspec.to_builtins(sent)}
 
     @staticmethod
     def _push(session: AsyncSession, users: list[uuid.UUID], message: dict[str, Any]) -> None:
