@@ -18,6 +18,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,8 +27,11 @@ import structlog
 from litestar import WebSocket, websocket
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
+from sqlalchemy import ForeignKey, select
+from sqlalchemy.orm import Mapped, mapped_column
 
 from mercato import hookimpl
+from mercato.core.db import Base, UTCDateTime, utcnow
 from mercato.core.site import Site
 
 log = structlog.get_logger("mercato.live")
@@ -35,6 +39,41 @@ log = structlog.get_logger("mercato.live")
 QUEUE_SIZE = 500
 """Messages kept for a slow socket; past that it is closed (the client reconnects and reloads)."""
 NOT_SIGNED_IN = 4401
+HEARTBEAT_SECONDS = 60
+"""How often an open socket renews its person's presence; it lapses 1.5 times that later."""
+
+
+class Presence(Base):
+    """Whether someone has a live page open (on any instance), and when they were last seen.
+    Each open socket renews ``online_until``; closing the last one on an instance ends it (an
+    instance that dies simply lets it lapse)."""
+
+    __tablename__ = "presence"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    online_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+async def seen(site: Site, user_id: uuid.UUID, *, online: bool) -> None:
+    """Record that ``user_id`` is here (``online``: for the next heartbeat and a half) or left."""
+    now = utcnow()
+    until = now + timedelta(seconds=HEARTBEAT_SECONDS * 1.5) if online else now
+    async with site.db.transaction() as session:
+        row = await session.get(Presence, user_id, with_for_update=True)
+        if row is None:
+            session.add(Presence(user_id=user_id, online_until=until, last_seen_at=now))
+        else:
+            row.online_until, row.last_seen_at = until, now
+
+
+async def presence_of(session: Any,
+                      user_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[bool, datetime | None]]:
+    """``user_id`` → (online now, last seen) for each of ``user_ids``."""
+    now = utcnow()
+    rows = await session.scalars(select(Presence).where(Presence.user_id.in_(user_ids)))
+    found = {row.user_id: (row.online_until > now, row.last_seen_at) for row in rows}
+    return {user_id: found.get(user_id, (False, None)) for user_id in user_ids}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +123,9 @@ async def live_socket(socket: WebSocket[Any, Any, Any], site: NamedDependency[Si
 
     subscription = await live.subscribe(principal.user_id, deliver)
     handlers = site.plugins.socket_handlers(site)
+    open_here = site.state.setdefault("live_sockets", {})
+    open_here[principal.user_id] = open_here.get(principal.user_id, 0) + 1
+    await _seen_quietly(site, principal.user_id, online=True)
     await socket.send_text('{"type":"ready"}')  # subscribed: from here on nothing is missed
 
     async def forward() -> None:
@@ -116,8 +158,13 @@ async def live_socket(socket: WebSocket[Any, Any, Any], site: NamedDependency[Si
             if reply is not None:
                 await socket.send_text(msgspec.json.encode(reply).decode())
 
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await _seen_quietly(site, principal.user_id, online=True)
+
     tasks = [asyncio.create_task(forward()), asyncio.create_task(listen()),
-             asyncio.create_task(overflowed.wait())]
+             asyncio.create_task(overflowed.wait()), asyncio.create_task(heartbeat())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if overflowed.is_set():
@@ -133,6 +180,22 @@ async def live_socket(socket: WebSocket[Any, Any, Any], site: NamedDependency[Si
             task.cancel()
         with contextlib.suppress(Exception):
             await subscription.unsubscribe()
+        open_here[principal.user_id] -= 1
+        if not open_here[principal.user_id]:
+            del open_here[principal.user_id]
+            await _seen_quietly(site, principal.user_id, online=False)
+
+
+async def _seen_quietly(site: Site, user_id: uuid.UUID, *, online: bool) -> None:
+    try:
+        await seen(site, user_id, online=online)
+    except Exception:  # presence is a courtesy: never the reason a socket fails
+        log.warning("presence not recorded", user_id=str(user_id), exc_info=True)
+
+
+@hookimpl
+def register_models(site: Site) -> list[Any]:
+    return [Presence]
 
 
 @hookimpl

@@ -233,6 +233,13 @@ async def test_messages_and_typing_arrive_live_and_a_reconnect_catches_up(server
                 f"{API}/conversations/{conversation}/read", headers=bob.auth, json={"message_id": first["id"]}
             )
             assert (await received(ada_socket, "read"))["user_id"] == bob.id
+            # Bob has a page open: he is online, and his messages need no notification
+            seen_by_ada = (await http.get(f"{API}/conversations/{conversation}", headers=ada.auth)).json()
+            assert seen_by_ada["with_user"]["online"] is True
+        await asyncio.sleep(0.3)  # the sockets' closing is recorded
+        seen_by_ada = (await http.get(f"{API}/conversations/{conversation}", headers=ada.auth)).json()
+        assert seen_by_ada["with_user"]["online"] is False
+        assert seen_by_ada["with_user"]["last_seen_at"]
         # Bob is away: two messages; back, he asks for what came after the last he saw
         for text in ("One", "Two"):
             await http.post(
@@ -246,6 +253,16 @@ async def test_messages_and_typing_arrive_live_and_a_reconnect_catches_up(server
             )
         ).json()
         assert [m["body"] for m in missed["items"]] == ["One", "Two"]
+        # ... and he was told of them (not of the first, which he saw live)
+        for _ in range(100):
+            told = (await http.get(f"{API}/notifications", headers=bob.auth)).json()["items"]
+            if len(told) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert [(n["title"], n["body"]) for n in told] == [
+            ("New message from Ada", "Two"),
+            ("New message from Ada", "One"),
+        ]
 
 
 async def test_the_pages_start_a_conversation_from_a_contract_and_send_without_javascript(app: App) -> None:

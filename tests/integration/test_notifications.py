@@ -168,7 +168,13 @@ async def test_preferences_turn_channels_off_and_email_follows_them(app: App) ->
     deal = await hire(app)
     url = f"{API}/me/notification-preferences"
     prefs = (await app.client.get(url, headers=deal.dev.auth)).json()
-    assert [c["category"] for c in prefs["categories"]] == ["projects", "contracts", "payments", "disputes"]
+    assert [c["category"] for c in prefs["categories"]] == [
+        "projects",
+        "contracts",
+        "payments",
+        "disputes",
+        "messages",
+    ]
     assert {c["channel"]: c["enabled"] for c in prefs["categories"][1]["channels"]} == {
         "in_app": True,
         "email": True,

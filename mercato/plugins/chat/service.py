@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
@@ -20,9 +20,11 @@ from mercato.core.accounts.models import User, UserStatus
 from mercato.core.accounts.sessions import limiter_of
 from mercato.core.db import utcnow
 from mercato.core.errors import field_error
+from mercato.core.events import Event, EventPayload, emit
 from mercato.core.events.live import publish_after_commit
 from mercato.core.markdown import render_markdown
 from mercato.core.ratelimit import RateLimited
+from mercato.core.socket import presence_of
 from mercato.core.states import InvalidTransition
 
 from .models import Block, Conversation, Member, Message
@@ -65,6 +67,21 @@ class ReadIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class PersonOut(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     display_name: str
+    online: bool = False
+    """Has a page of the site open now."""
+    last_seen_at: datetime | None = None
+
+
+class MessageSent(EventPayload, frozen=True):
+    """A chat message was sent; ``recipient_online`` says whether they had the site open."""
+
+    event_type: ClassVar[str] = "message.sent"
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    sender_id: uuid.UUID
+    recipient_id: uuid.UUID
+    recipient_online: bool
+    preview: str
 
 
 class MessageOut(msgspec.Struct, kw_only=True):
@@ -202,6 +219,7 @@ class Chat:
         me = await self.member(session, conversation.id, user_id)
         other = await self.other(session, conversation.id, user_id)
         person = await session.get(User, other.user_id)
+        online, last_seen = (await presence_of(session, [other.user_id]))[other.user_id]
         last = await session.scalar(
             select(Message)
             .where(Message.conversation_id == conversation.id)
@@ -218,7 +236,10 @@ class Chat:
         return ConversationOut(
             id=conversation.id,
             with_user=PersonOut(
-                id=other.user_id, display_name=person.display_name if person else "Deleted user"
+                id=other.user_id,
+                display_name=person.display_name if person else "Deleted user",
+                online=online,
+                last_seen_at=last_seen,
             ),
             subject_type=conversation.subject_type,
             subject_id=conversation.subject_id,
@@ -325,6 +346,21 @@ class Chat:
         me.last_read_at = now
         await session.flush()
         self._push(session, [user_id, other.user_id], {"type": "message", "message": message_out(row)})
+        online = (await presence_of(session, [other.user_id]))[other.user_id][0]
+        emit(
+            session,
+            Event.of(
+                MessageSent(
+                    message_id=row.id,
+                    conversation_id=conversation_id,
+                    sender_id=user_id,
+                    recipient_id=other.user_id,
+                    recipient_online=online,
+                    preview=text[:140],
+                ),
+                actor_id=user_id,
+            ),
+        )
         return row
 
     async def edit(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from mercato.core.accounts.models import User
 from mercato.core.catalog.display import format_money
 from mercato.core.contracts.models import Contract, Milestone
 from mercato.core.projects.models import Project
@@ -27,6 +28,7 @@ CATEGORIES = {
     "contracts": "Contracts and milestones",
     "payments": "Payments and payouts",
     "disputes": "Disputes",
+    "messages": "Messages while you are away",
 }
 """Categories people choose channels for, with their labels."""
 
@@ -270,6 +272,25 @@ async def payout_settled(event: Event, session: AsyncSession) -> list[Draft]:
     ]
 
 
+async def message_sent(event: Event, session: AsyncSession) -> list[Draft]:
+    """A chat message to someone who had no page of the site open."""
+    p = event.payload
+    if p.get("recipient_online"):
+        return []
+    sender = (
+        await session.scalar(select(User.display_name).where(User.id == _id(p, "sender_id")))
+    ) or "Someone"
+    return [
+        Draft(
+            _id(p, "recipient_id"),
+            "messages",
+            f"New message from {sender}",
+            f"/messages/{p['conversation_id']}",
+            str(p.get("preview") or ""),
+        )
+    ]
+
+
 RULES: dict[str, Rule] = {
     "proposal.submitted": proposal_submitted,
     "proposal.shortlisted": proposal_shortlisted,
@@ -300,5 +321,6 @@ RULES: dict[str, Rule] = {
     "dispute.evidence_added": dispute_evidence,
     "contract.completed": contract_ended,
     "contract.cancelled": contract_ended,
+    "message.sent": message_sent,
 }
 """Event type → the rule that makes its notifications."""
