@@ -847,6 +847,8 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("POST", "/api/v1/conversations/{conversation_id:uuid}/messages"): spec(401, 404, lambda w, who: {
         "json": {"body": "Planted"}}),
     ("POST", "/api/v1/conversations/{conversation_id:uuid}/read"): spec(401, 404),
+    ("POST", "/api/v1/conversations/{conversation_id:uuid}/files"): spec(401, 404, _png("file")),
+    ("GET", "/api/v1/conversations/{conversation_id:uuid}/files/{file_id:uuid}"): spec(401, 404),
     ("PATCH", "/api/v1/messages/{message_id:uuid}"): spec(401, 404, lambda w, who: {"json": {
         "body": "Planted"}}),
     ("DELETE", "/api/v1/messages/{message_id:uuid}"): spec(401, 404),

@@ -301,3 +301,43 @@ async def test_the_pages_start_a_conversation_from_a_contract_and_send_without_j
     assert "<em>there</em>" in page.text
     stranger = await Browser.signed_in(app, (await client(app, "Eve")).email)
     assert (await stranger.request("GET", url)).status_code == 404
+
+
+async def test_files_go_with_a_message_and_only_the_two_people_get_them(app: App) -> None:
+    from tests.integration.test_accounts_api import png_bytes
+
+    ada, bob = await client(app, "Ada"), await developer(app, "Bob")
+    conversation = await talk(app, ada, bob)
+    url = f"{API}/conversations/{conversation['id']}/files"
+    uploaded = await app.client.post(
+        url, headers=ada.auth, files={"file": ("mock-up.png", png_bytes(), "image/png")}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    file = uploaded.json()
+    assert_problem(await app.client.get(file["url"], headers=bob.auth), 404)  # not sent yet
+    bad = await app.client.post(
+        url, headers=ada.auth, files={"file": ("notes.png", b"not a png", "image/png")}
+    )
+    assert_problem(bad, 400, field="file")
+    others = await app.client.post(
+        f"{API}/conversations/{conversation['id']}/messages", headers=bob.auth, json={"files": [file["id"]]}
+    )
+    assert_problem(others, 400, field="files")  # Bob cannot send Ada's file
+    sent = await app.client.post(
+        f"{API}/conversations/{conversation['id']}/messages", headers=ada.auth, json={"files": [file["id"]]}
+    )
+    assert sent.status_code == 201, sent.text
+    assert [f["filename"] for f in sent.json()["files"]] == ["mock-up.png"]
+    got = await app.client.get(file["url"], headers=bob.auth)
+    assert got.status_code == 200
+    assert got.content == png_bytes()
+    assert got.headers["content-disposition"].startswith("attachment")
+    page = (
+        await app.client.get(f"{API}/conversations/{conversation['id']}/messages", headers=bob.auth)
+    ).json()
+    assert page["items"][-1]["files"][0]["id"] == file["id"]
+    eve = await client(app, "Eve")
+    assert_problem(await app.client.get(file["url"], headers=eve.auth), 404)
+    assert_problem(
+        await app.client.post(url, headers=eve.auth, files={"file": ("x.png", png_bytes(), "image/png")}), 404
+    )

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from litestar import get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
@@ -92,13 +93,19 @@ async def send(
     principal = principal_of(request)
     if principal is None:
         return to_login(f"/messages/{conversation_id}")
-    body = form_text(await request.form(), "body")
+    form = await request.form()
+    body = form_text(form, "body")
+    chosen = [f for f in form.getall("files", []) if isinstance(f, UploadFile) and f.filename]
     chat = Chat(site)
     try:
-        chat.check_body(body)
+        chat.check_body(body, with_files=bool(chosen))
         await chat.check_rate(principal.user_id)
+        uploaded = [
+            (await chat.upload(conversation_id, principal.user_id, f.filename or "", await f.read())).id
+            for f in chosen
+        ]
         async with site.db.transaction() as session:
-            await chat.send(session, conversation_id, principal.user_id, body)
+            await chat.send(session, conversation_id, principal.user_id, body, uploaded)
     except HTTPException as exc:
         if not refused(exc):
             raise

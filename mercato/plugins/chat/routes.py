@@ -6,21 +6,25 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from mercato.core.accounts.routes import require_principal
+from mercato.core.projects.routes import DOWNLOAD, UPLOAD_PROBLEMS, Upload
 from mercato.core.site import Site
 
 from .service import (
     Chat,
     ConversationIn,
     ConversationOut,
+    FileOut,
     MessageIn,
     MessageOut,
     MessagePage,
     ReadIn,
+    file_out,
+    files_of,
     message_out,
 )
 
@@ -100,10 +104,46 @@ class ChatController(Controller):
         403 when either of you blocked the other."""
         principal = require_principal(request)
         chat = Chat(site)
-        chat.check_body(data.body)
+        chat.check_body(data.body, with_files=bool(data.files))
         await chat.check_rate(principal.user_id)
         async with site.db.transaction() as session:
-            return message_out(await chat.send(session, conversation_id, principal.user_id, data.body))
+            row = await chat.send(session, conversation_id, principal.user_id, data.body, data.files)
+            return message_out(row, (await files_of(session, [row])).get(row.id))
+
+    @post(
+        "/conversations/{conversation_id:uuid}/files",
+        status_code=201,
+        summary="Upload a file to send",
+        responses=UPLOAD_PROBLEMS,
+    )
+    async def upload(
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: FromPath[uuid.UUID],
+        data: Upload,
+        site: NamedDependency[Site],
+    ) -> FileOut:
+        """Yours alone until you send it: list its id in a message's ``files``."""
+        principal = require_principal(request)
+        row = await Chat(site).upload(
+            conversation_id, principal.user_id, data.file.filename or "", await data.file.read()
+        )
+        return file_out(row)
+
+    @get(
+        "/conversations/{conversation_id:uuid}/files/{file_id:uuid}",
+        summary="Download a file",
+        responses={200: DOWNLOAD},
+    )
+    async def download(
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: FromPath[uuid.UUID],
+        file_id: FromPath[uuid.UUID],
+        site: NamedDependency[Site],
+    ) -> Response[bytes]:
+        principal = require_principal(request)
+        return await Chat(site).download(conversation_id, file_id, principal.user_id)
 
     @post("/conversations/{conversation_id:uuid}/read", status_code=204, summary="Mark read (a read receipt)")
     async def read(

@@ -8,11 +8,14 @@ saw (``GET …/messages?after=<id>``).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
+from litestar import Response
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from sqlalchemy import and_, func, or_, select
 
@@ -22,12 +25,19 @@ from mercato.core.db import utcnow
 from mercato.core.errors import field_error
 from mercato.core.events import Event, EventPayload, emit
 from mercato.core.events.live import publish_after_commit
+from mercato.core.files import check_file, content_disposition, store_file
 from mercato.core.markdown import render_markdown
 from mercato.core.ratelimit import RateLimited
 from mercato.core.socket import presence_of
 from mercato.core.states import InvalidTransition
 
-from .models import Block, Conversation, Member, Message
+from .models import Block, ChatFile, Conversation, Member, Message
+
+DOWNLOAD_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, no-store",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +52,10 @@ SEND_LIMIT = 30
 """Messages a person may send per minute (across every conversation)."""
 SUBJECTS = ("project", "proposal", "contract")
 PAGE = 50
+MAX_FILES = 10
+"""Files sent with one message."""
+MAX_LOOSE_FILES = 20
+"""Files one person may hold uploaded but not yet sent in a conversation."""
 
 
 class ConversationIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -55,8 +69,10 @@ class ConversationIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    body: str
-    """Markdown; at most 5,000 characters."""
+    body: str = ""
+    """Markdown; at most 5,000 characters (may be empty when ``files`` are sent)."""
+    files: Annotated[list[uuid.UUID], msgspec.Meta(max_length=MAX_FILES)] = []
+    """Files uploaded first with ``POST /api/v1/conversations/{id}/files``."""
 
 
 class ReadIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -84,6 +100,15 @@ class MessageSent(EventPayload, frozen=True):
     preview: str
 
 
+class FileOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
+    url: str
+    """Where the conversation's two people download it."""
+
+
 class MessageOut(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     conversation_id: uuid.UUID
@@ -95,6 +120,7 @@ class MessageOut(msgspec.Struct, kw_only=True):
     created_at: datetime
     edited_at: datetime | None
     deleted: bool
+    files: list[FileOut] = []
 
 
 class MessagePage(msgspec.Struct, kw_only=True):
@@ -118,18 +144,42 @@ class ConversationOut(msgspec.Struct, kw_only=True):
     """Either of you blocked the other: no more messages."""
 
 
-def message_out(row: Message) -> MessageOut:
+def file_out(row: ChatFile) -> FileOut:
+    return FileOut(
+        id=row.id,
+        filename=row.filename,
+        content_type=row.content_type,
+        size=row.size,
+        url=f"/api/v1/conversations/{row.conversation_id}/files/{row.id}",
+    )
+
+
+def message_out(row: Message, files: list[ChatFile] | None = None) -> MessageOut:
     deleted = row.deleted_at is not None
     return MessageOut(
         id=row.id,
         conversation_id=row.conversation_id,
         sender_id=row.sender_id,
         body="" if deleted else row.body,
-        html="" if deleted else str(render_markdown(row.body)),
+        html="" if deleted or not row.body else str(render_markdown(row.body)),
         created_at=row.created_at,
         edited_at=row.edited_at,
         deleted=deleted,
+        files=[] if deleted else [file_out(f) for f in files or []],
     )
+
+
+async def files_of(session: AsyncSession, rows: list[Message]) -> dict[uuid.UUID, list[ChatFile]]:
+    found: dict[uuid.UUID, list[ChatFile]] = {}
+    if rows:
+        for row in await session.scalars(
+            select(ChatFile)
+            .where(ChatFile.message_id.in_([r.id for r in rows]))
+            .order_by(ChatFile.created_at)
+        ):
+            assert row.message_id is not None
+            found.setdefault(row.message_id, []).append(row)
+    return found
 
 
 class Chat:
@@ -278,7 +328,8 @@ class Chat:
                     .limit(PAGE + 1)
                 )
             )
-            return MessagePage(items=[message_out(r) for r in rows[:PAGE]], has_more=False)
+            files = await files_of(session, rows[:PAGE])
+            return MessagePage(items=[message_out(r, files.get(r.id)) for r in rows[:PAGE]], has_more=False)
         if before is not None:
             anchor = await self._anchor(session, conversation_id, before)
             query = query.where(
@@ -292,7 +343,9 @@ class Chat:
                 query.order_by(Message.created_at.desc(), Message.id.desc()).limit(PAGE + 1)
             )
         )
-        return MessagePage(items=[message_out(r) for r in reversed(rows[:PAGE])], has_more=len(rows) > PAGE)
+        shown = list(reversed(rows[:PAGE]))
+        files = await files_of(session, shown)
+        return MessagePage(items=[message_out(r, files.get(r.id)) for r in shown], has_more=len(rows) > PAGE)
 
     async def _anchor(
         self, session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID
@@ -310,9 +363,9 @@ class Chat:
         if not decision.allowed:
             raise RateLimited(decision.retry_after, message="You are sending messages very fast.")
 
-    def check_body(self, body: str) -> str:
+    def check_body(self, body: str, *, with_files: bool = False) -> str:
         text = body.strip()
-        if not text:
+        if not text and not with_files:
             raise field_error("body", "Write something first.")
         if len(text) > MAX_MESSAGE:
             raise field_error(
@@ -323,9 +376,15 @@ class Chat:
         return text
 
     async def send(
-        self, session: AsyncSession, conversation_id: uuid.UUID, user_id: uuid.UUID, body: str
+        self,
+        session: AsyncSession,
+        conversation_id: uuid.UUID,
+        user_id: uuid.UUID,
+        body: str,
+        files: Sequence[uuid.UUID] = (),
     ) -> Message:
-        text = self.check_body(body)
+        """Send a message (and the files uploaded for it, which only its sender had until now)."""
+        text = self.check_body(body, with_files=bool(files))
         await self.member(session, conversation_id, user_id)
         other = await self.other(session, conversation_id, user_id)
         if await self.blocked(session, user_id, other.user_id):
@@ -345,7 +404,10 @@ class Chat:
         me = await self.member(session, conversation_id, user_id)
         me.last_read_at = now
         await session.flush()
-        self._push(session, [user_id, other.user_id], {"type": "message", "message": message_out(row)})
+        sent_files = await self._hand_over(session, conversation_id, user_id, files, row)
+        self._push(
+            session, [user_id, other.user_id], {"type": "message", "message": message_out(row, sent_files)}
+        )
         online = (await presence_of(session, [other.user_id]))[other.user_id][0]
         emit(
             session,
@@ -362,6 +424,112 @@ class Chat:
             ),
         )
         return row
+
+    async def _hand_over(
+        self,
+        session: AsyncSession,
+        conversation_id: uuid.UUID,
+        user_id: uuid.UUID,
+        file_ids: Sequence[uuid.UUID],
+        message: Message,
+    ) -> list[ChatFile]:
+        wanted = list(dict.fromkeys(file_ids))
+        if not wanted:
+            return []
+        if len(wanted) > MAX_FILES:
+            raise field_error("files", f"Send at most {MAX_FILES} files with one message.")
+        rows = list(
+            await session.scalars(
+                select(ChatFile)
+                .where(
+                    ChatFile.id.in_(wanted),
+                    ChatFile.conversation_id == conversation_id,
+                    ChatFile.uploader_id == user_id,
+                    ChatFile.message_id.is_(None),
+                )
+                .with_for_update()
+            )
+        )
+        if len(rows) != len(wanted):
+            raise field_error(
+                "files",
+                "A file is not one you uploaded to this conversation, or it was sent "
+                "already; upload it again.",
+            )
+        for row in rows:
+            row.message_id = message.id
+        return rows
+
+    async def upload(
+        self, conversation_id: uuid.UUID, user_id: uuid.UUID, filename: str, data: bytes
+    ) -> ChatFile:
+        """Check and store a file for a message to come (400 naming ``file`` when refused)."""
+        async with self.site.db.reading() as session:
+            await self.member(session, conversation_id, user_id)
+            await self._room(session, conversation_id, user_id)
+        checked = await check_file(
+            data, filename, field="file", max_bytes=self.site.settings.uploads.max_attachment_bytes
+        )
+        storage = self.site.plugins.storage(self.site)
+        stored = await store_file(storage, checked, folder="attachments")
+        try:
+            async with self.site.db.transaction() as session:
+                await self._room(session, conversation_id, user_id)
+                row = ChatFile(
+                    id=uuid.uuid4(),
+                    conversation_id=conversation_id,
+                    uploader_id=user_id,
+                    filename=stored.filename,
+                    content_type=stored.content_type,
+                    size=stored.size,
+                    storage_key=stored.key,
+                )
+                session.add(row)
+                await session.flush()
+                session.expunge(row)
+                return row
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await storage.delete(stored.key)
+            raise
+
+    @staticmethod
+    async def _room(session: AsyncSession, conversation_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        loose = await session.scalar(
+            select(func.count()).where(
+                ChatFile.conversation_id == conversation_id,
+                ChatFile.uploader_id == user_id,
+                ChatFile.message_id.is_(None),
+            )
+        )
+        if (loose or 0) >= MAX_LOOSE_FILES:
+            raise field_error(
+                "file", f"You have {MAX_LOOSE_FILES} files waiting to be sent here; send them first."
+            )
+
+    async def download(
+        self, conversation_id: uuid.UUID, file_id: uuid.UUID, user_id: uuid.UUID
+    ) -> Response[bytes]:
+        """A file of the conversation for one of its two people (one not yet sent: its uploader only)."""
+        async with self.site.db.reading() as session:
+            await self.member(session, conversation_id, user_id)
+            row = await session.get(ChatFile, file_id)
+            if (
+                row is None
+                or row.conversation_id != conversation_id
+                or (row.message_id is None and row.uploader_id != user_id)
+            ):
+                raise NotFoundException("No such file.")
+            key, filename, content_type = row.storage_key, row.filename, row.content_type
+        try:
+            data = await self.site.plugins.storage(self.site).load(key)
+        except FileNotFoundError:
+            raise NotFoundException("This file is missing from storage.") from None
+        return Response(
+            data,
+            media_type=content_type,
+            headers={**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(filename)},
+        )
 
     async def edit(
         self, session: AsyncSession, message_id: uuid.UUID, user_id: uuid.UUID, body: str | None
@@ -389,7 +557,12 @@ class Chat:
             row.edited_at = utcnow()
         await session.flush()
         self._push(
-            session, [user_id, other.user_id], {"type": "message_changed", "message": message_out(row)}
+            session,
+            [user_id, other.user_id],
+            {
+                "type": "message_changed",
+                "message": message_out(row, (await files_of(session, [row])).get(row.id)),
+            },
         )
         return row
 

@@ -34,6 +34,14 @@
     var bubble = document.createElement("div");
     bubble.className = "chat-bubble";
     bubble.innerHTML = message.html;  /* rendered and sanitised by the server */
+    (message.files || []).forEach(function (file) {
+      var link = document.createElement("a");
+      link.className = "chat-file";
+      link.href = file.url;
+      link.setAttribute("download", "");
+      link.textContent = file.filename;
+      bubble.appendChild(link);
+    });
     var meta = document.createElement("span");
     meta.className = "chat-meta";
     meta.textContent = "just now";
@@ -93,7 +101,9 @@
     box.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
     });
+    var files = form.querySelector("[data-chat-files]");
     form.addEventListener("submit", function (event) {
+      if (files && files.files.length) { return; }  /* with files: the form posts as it is */
       event.preventDefault();
       var body = box.value.trim();
       if (!body) { return; }
