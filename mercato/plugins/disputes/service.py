@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import msgspec
 from litestar.exceptions import NotFoundException, PermissionDeniedException
@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from mercato.core.accounts.models import User
 from mercato.core.contracts.activity import ContractFiles, record
 from mercato.core.contracts.milestones import Locked, MilestoneService
-from mercato.core.contracts.models import Contract, ContractActivity, Milestone
+from mercato.core.contracts.models import Contract, ContractActivity
 from mercato.core.db import utcnow
 from mercato.core.events import Event, EventPayload, emit
 from mercato.core.pagination import newest_first
@@ -313,32 +313,3 @@ class DisputeService:
 
 async def is_admin(session: AsyncSession, user_id: uuid.UUID) -> bool:
     return bool(await session.scalar(select(User.is_admin).where(User.id == user_id)))
-
-
-async def milestone_title(session: AsyncSession, milestone_id: uuid.UUID) -> str:
-    return (await session.scalar(select(Milestone.title).where(Milestone.id == milestone_id))) or ""
-
-
-def dispute_data(dispute: Dispute) -> dict[str, Any]:
-    return {
-        name: getattr(dispute, name)
-        for name in (
-            "id",
-            "contract_id",
-            "milestone_id",
-            "opened_by",
-            "respondent_id",
-            "reason",
-            "status",
-            "amount",
-            "currency",
-            "respond_by",
-            "responded_at",
-            "outcome",
-            "developer_amount",
-            "resolution_note",
-            "resolved_by",
-            "resolved_at",
-            "created_at",
-        )
-    }
