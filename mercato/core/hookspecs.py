@@ -214,6 +214,13 @@ def register_socket_handlers(site: Site) -> Iterable[SocketHandler]:
 
 
 @hookspec
+def on_presence_changed(site: Site, user_id: Any, online: bool) -> Awaitable[None] | None:
+    """Called when someone's first live page opens (``online``) or their last one on this
+    instance closes, after it is recorded; e.g. tell the people they talk to. May be async;
+    errors are logged, never raised to the socket. Since 0.1."""
+
+
+@hookspec
 def validate_message(site: Site, sender_id: Any, conversation_id: Any, body: str) -> str | None:
     """Return a sentence saying why a chat message may not be sent (the sender sees it, and the
     message is refused with 400), or None to let it pass. Called for every new and edited

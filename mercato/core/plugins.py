@@ -376,6 +376,13 @@ class Plugins:
             except Exception:  # one failing plugin must not keep the others from cleaning up
                 log.exception("on_shutdown hook failed", plugin=impl.plugin_name)
 
+    async def presence_changed(self, site: Any, user_id: Any, online: bool) -> None:
+        for impl in self.pm.hook.on_presence_changed.get_hookimpls():
+            try:
+                await _run_impl(impl, site=site, user_id=user_id, online=online)
+            except Exception:  # presence is a courtesy: it never breaks a socket
+                log.exception("on_presence_changed hook failed", plugin=impl.plugin_name)
+
     def _call(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call a hook; an exception becomes a :class:`PluginError` naming the plugin."""
         caller = getattr(self.pm.hook, hook_name)

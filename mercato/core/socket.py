@@ -126,6 +126,8 @@ async def live_socket(socket: WebSocket[Any, Any, Any], site: NamedDependency[Si
     open_here = site.state.setdefault("live_sockets", {})
     open_here[principal.user_id] = open_here.get(principal.user_id, 0) + 1
     await _seen_quietly(site, principal.user_id, online=True)
+    if open_here[principal.user_id] == 1:
+        await site.plugins.presence_changed(site, principal.user_id, True)
     await socket.send_text('{"type":"ready"}')  # subscribed: from here on nothing is missed
 
     async def forward() -> None:
@@ -184,6 +186,7 @@ async def live_socket(socket: WebSocket[Any, Any, Any], site: NamedDependency[Si
         if not open_here[principal.user_id]:
             del open_here[principal.user_id]
             await _seen_quietly(site, principal.user_id, online=False)
+            await site.plugins.presence_changed(site, principal.user_id, False)
 
 
 async def _seen_quietly(site: Site, user_id: uuid.UUID, *, online: bool) -> None:

@@ -9,8 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -45,6 +44,12 @@ class NoPayPal:
         if "paypal" in body.lower():
             return "Keep payments on the platform: they are protected by escrow."
         return None
+
+    changes: ClassVar[list[tuple[str, bool]]] = []
+
+    @hookimpl
+    async def on_presence_changed(self, site: Any, user_id: Any, online: bool) -> None:
+        NoPayPal.changes.append((str(user_id), online))
 
     @hookimpl
     def register_socket_handlers(self, site: Any) -> list[SocketHandler]:
@@ -188,6 +193,41 @@ async def received(socket: Any, kind: str) -> dict[str, Any]:
             return dict(message)
 
 
+async def _conversation_checks(
+    http: httpx.AsyncClient, ada: Person, bob: Person, conversation: str, ada_socket: Any, bob_socket: Any
+) -> dict[str, Any]:
+    """Typing, a plugin's socket message, sending over the socket (refused, then sent), the
+    message live on Bob's socket, and his read receipt on Ada's; the message Bob saw."""
+    await ada_socket.send(json.dumps({"type": "typing", "conversation_id": conversation}))
+    typing = await received(bob_socket, "typing")
+    assert typing["user_id"] == ada.id
+    await ada_socket.send(json.dumps({"type": "echo", "text": "hi"}))
+    assert (await received(ada_socket, "echoed"))["text"] == "hi"
+    await ada_socket.send(json.dumps({"type": "typing", "conversation_id": "not-an-id"}))
+    assert (await received(ada_socket, "error"))["message"]
+    await ada_socket.send(
+        json.dumps({"type": "send", "conversation_id": conversation, "body": "x" * 5001, "ref": "too-long"})
+    )
+    refused = await received(ada_socket, "error")
+    assert (refused["ref"], refused["status"]) == ("too-long", 400)
+    await ada_socket.send(
+        json.dumps({"type": "send", "conversation_id": conversation, "body": "Are you there?", "ref": "r1"})
+    )
+    sent_over_socket = await received(ada_socket, "sent")
+    assert sent_over_socket["ref"] == "r1"
+    first = (await received(bob_socket, "message"))["message"]
+    assert first["id"] == sent_over_socket["message"]["id"]
+    assert first["html"].startswith("<p>Are you there?")
+    await http.post(
+        f"{API}/conversations/{conversation}/read", headers=bob.auth, json={"message_id": first["id"]}
+    )
+    assert (await received(ada_socket, "read"))["user_id"] == bob.id
+    # Bob has a page open: he is online, and his messages need no notification
+    seen_by_ada = (await http.get(f"{API}/conversations/{conversation}", headers=ada.auth)).json()
+    assert seen_by_ada["with_user"]["online"] is True
+    return dict(first)
+
+
 async def test_messages_and_typing_arrive_live_and_a_reconnect_catches_up(server: LiveServer) -> None:
     url = server.url.replace("http://", "ws://") + "/ws"
     async with httpx.AsyncClient(base_url=server.url) as http:
@@ -201,41 +241,16 @@ async def test_messages_and_typing_arrive_live_and_a_reconnect_catches_up(server
                 url, additional_headers={"Authorization": f"Bearer {who.access}", "Origin": server.url}
             )
 
-        async with connect(ada) as ada_socket, connect(bob) as bob_socket:
-            for socket in (ada_socket, bob_socket):
-                await received(socket, "ready")
-            await ada_socket.send(json.dumps({"type": "typing", "conversation_id": conversation}))
-            typing = await received(bob_socket, "typing")
-            assert typing["user_id"] == ada.id
-            await ada_socket.send(json.dumps({"type": "echo", "text": "hi"}))
-            assert (await received(ada_socket, "echoed"))["text"] == "hi"
-            await ada_socket.send(json.dumps({"type": "typing", "conversation_id": "not-an-id"}))
-            assert (await received(ada_socket, "error"))["message"]
-            await ada_socket.send(
-                json.dumps(
-                    {"type": "send", "conversation_id": conversation, "body": "x" * 5001, "ref": "too-long"}
-                )
-            )
-            refused = await received(ada_socket, "error")
-            assert (refused["ref"], refused["status"]) == ("too-long", 400)
-            await ada_socket.send(
-                json.dumps(
-                    {"type": "send", "conversation_id": conversation, "body": "Are you there?", "ref": "r1"}
-                )
-            )
-            sent_over_socket = await received(ada_socket, "sent")
-            assert sent_over_socket["ref"] == "r1"
-            sent = SimpleNamespace(json=lambda: sent_over_socket["message"])
-            first = (await received(bob_socket, "message"))["message"]
-            assert first["id"] == sent.json()["id"]
-            assert first["html"].startswith("<p>Are you there?")
-            await http.post(
-                f"{API}/conversations/{conversation}/read", headers=bob.auth, json={"message_id": first["id"]}
-            )
-            assert (await received(ada_socket, "read"))["user_id"] == bob.id
-            # Bob has a page open: he is online, and his messages need no notification
-            seen_by_ada = (await http.get(f"{API}/conversations/{conversation}", headers=ada.auth)).json()
-            assert seen_by_ada["with_user"]["online"] is True
+        async with connect(ada) as ada_socket:
+            await received(ada_socket, "ready")
+            async with connect(bob) as bob_socket:
+                await received(bob_socket, "ready")
+                came = await received(ada_socket, "presence")  # Ada sees Bob arrive
+                assert (came["user_id"], came["online"]) == (bob.id, True)
+                assert (bob.id, True) in NoPayPal.changes
+                first = await _conversation_checks(http, ada, bob, conversation, ada_socket, bob_socket)
+            went = await received(ada_socket, "presence")  # ... and leave
+            assert (went["user_id"], went["online"]) == (bob.id, False)
         await asyncio.sleep(0.3)  # the sockets' closing is recorded
         seen_by_ada = (await http.get(f"{API}/conversations/{conversation}", headers=ada.auth)).json()
         assert seen_by_ada["with_user"]["online"] is False

@@ -49,3 +49,9 @@ def register_socket_handlers(site: Site) -> list[SocketHandler]:
     """``typing`` tells the other member you are typing; ``send`` sends a message."""
     chat = Chat(site)
     return [SocketHandler("typing", chat.typing), SocketHandler("send", chat.send_from_socket)]
+
+
+@hookimpl
+async def on_presence_changed(site: Site, user_id: Any, online: bool) -> None:
+    """The people someone talks to see them come online and go."""
+    await Chat(site).presence_changed(user_id, online)

@@ -645,6 +645,27 @@ class Chat:
             return {"type": "error", "ref": ref, "status": 400, "message": "send needs a conversation_id"}
         return {"type": "sent", "ref": ref, "message": msgspec.to_builtins(sent)}
 
+    async def presence_changed(self, user_id: uuid.UUID, online: bool) -> None:
+        """Tell everyone ``user_id`` talks to that they came or went."""
+        live = self.site.events.live
+        if live is None:
+            return
+        async with self.site.db.reading() as session:
+            mine = select(Member.conversation_id).where(Member.user_id == user_id)
+            partners = set(
+                await session.scalars(
+                    select(Member.user_id).where(Member.conversation_id.in_(mine), Member.user_id != user_id)
+                )
+            )
+        message = {
+            "type": "presence",
+            "user_id": str(user_id),
+            "online": online,
+            "last_seen_at": utcnow().isoformat(),
+        }
+        for partner in partners:
+            await live.publish(partner, message)
+
     @staticmethod
     def _push(session: AsyncSession, users: list[uuid.UUID], message: dict[str, Any]) -> None:
         for user in dict.fromkeys(users):

@@ -79,6 +79,11 @@
       if (item) { item.innerHTML = message.message.deleted ? "<em>Message deleted</em>" : message.message.html; }
     }
     if (message.type === "read" && message.conversation_id === id && message.user_id !== me) { showRead(message.read_at); }
+    if (message.type === "presence" && message.user_id === thread.dataset.other) {
+      var presence = thread.querySelector(".chat-presence");
+      presence.textContent = message.online ? "online" : "last seen just now";
+      presence.classList.toggle("is-online", message.online);
+    }
     if (message.type === "typing" && message.conversation_id === id) {
       status.textContent = "Typing…";
       window.clearTimeout(typingTimer);
