@@ -316,6 +316,12 @@ async def test_the_pages_start_a_conversation_from_a_contract_and_send_without_j
     assert "<em>there</em>" in page.text
     stranger = await Browser.signed_in(app, (await client(app, "Eve")).email)
     assert (await stranger.request("GET", url)).status_code == 404
+    # the contract's page shows its conversation, to both parties
+    for who in (owner, dev):
+        shown = await who.request("GET", f"/contracts/{deal.contract['id']}", headers={"Accept": "text/html"})
+        assert "Conversation with" in shown.text
+        assert "<em>there</em>" in shown.text
+        assert f'href="{url}"' in shown.text
 
 
 async def test_files_go_with_a_message_and_only_the_two_people_get_them(app: App) -> None:

@@ -55,3 +55,17 @@ def register_socket_handlers(site: Site) -> list[SocketHandler]:
 async def on_presence_changed(site: Site, user_id: Any, online: bool) -> None:
     """The people someone talks to see them come online and go."""
     await Chat(site).presence_changed(user_id, online)
+
+
+@hookimpl
+async def extra_template_vars(site: Site, request: Any, template_name: str) -> dict[str, Any]:
+    """On a contract's page, its conversation: the latest messages and where to continue."""
+    if request is None or template_name != "contracts/contract.html":
+        return {}
+    from mercato.core.accounts.middleware import principal_of
+
+    principal = principal_of(request)
+    contract_id = request.path_params.get("contract_id")
+    if principal is None or contract_id is None:
+        return {}
+    return {"contract_conversation": await Chat(site).about(principal.user_id, "contract", contract_id)}

@@ -645,6 +645,27 @@ class Chat:
             return {"type": "error", "ref": ref, "status": 400, "message": "send needs a conversation_id"}
         return {"type": "sent", "ref": ref, "message": msgspec.to_builtins(sent)}
 
+    async def about(
+        self, user_id: uuid.UUID, subject_type: str, subject_id: uuid.UUID
+    ) -> dict[str, Any] | None:
+        """``user_id``'s conversation about a subject, with its latest messages (None: none yet)."""
+        async with self.site.db.reading() as session:
+            mine = select(Member.conversation_id).where(Member.user_id == user_id)
+            conversation = await session.scalar(
+                select(Conversation)
+                .where(
+                    Conversation.id.in_(mine),
+                    Conversation.subject_type == subject_type,
+                    Conversation.subject_id == subject_id,
+                )
+                .limit(1)
+            )
+            if conversation is None:
+                return None
+            out = await self.out(session, conversation, user_id)
+            page = await self.messages(session, conversation.id, user_id)
+        return {"conversation": out, "messages": page.items[-5:]}
+
     async def presence_changed(self, user_id: uuid.UUID, online: bool) -> None:
         """Tell everyone ``user_id`` talks to that they came or went."""
         live = self.site.events.live
