@@ -14,6 +14,7 @@ from mercato.core.accounts.routes import require_principal
 from mercato.core.projects.routes import DOWNLOAD, UPLOAD_PROBLEMS, Upload
 from mercato.core.site import Site
 
+from .models import Conversation
 from .service import (
     Chat,
     ConversationIn,
@@ -69,8 +70,6 @@ class ChatController(Controller):
         chat = Chat(site)
         async with site.db.reading() as session:
             member = await chat.member(session, conversation_id, principal.user_id)
-            from .models import Conversation
-
             conversation = await session.get(Conversation, member.conversation_id)
             assert conversation is not None
             return await chat.out(session, conversation, principal.user_id)

@@ -18,6 +18,7 @@ import msgspec
 from litestar import Response
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import aliased
 
 from mercato.core.accounts.models import User, UserStatus
 from mercato.core.accounts.sessions import limiter_of
@@ -261,44 +262,89 @@ class Chat:
                 .limit(200)
             )
         )
-        return [await self.out(session, row, user_id) for row in rows]
+        return await self.outs(session, rows, user_id)
 
     async def out(
         self, session: AsyncSession, conversation: Conversation, user_id: uuid.UUID
     ) -> ConversationOut:
-        me = await self.member(session, conversation.id, user_id)
-        other = await self.other(session, conversation.id, user_id)
-        person = await session.get(User, other.user_id)
-        online, last_seen = (await presence_of(session, [other.user_id]))[other.user_id]
-        last = await session.scalar(
-            select(Message)
-            .where(Message.conversation_id == conversation.id)
-            .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(1)
+        return (await self.outs(session, [conversation], user_id))[0]
+
+    async def outs(
+        self, session: AsyncSession, conversations: list[Conversation], user_id: uuid.UUID
+    ) -> list[ConversationOut]:
+        """``conversations`` as ``user_id`` sees them, in a fixed number of queries (404 if they
+        are not in one)."""
+        if not conversations:
+            return []
+        ids = [c.id for c in conversations]
+        members = list(await session.scalars(select(Member).where(Member.conversation_id.in_(ids))))
+        mine = {m.conversation_id: m for m in members if m.user_id == user_id}
+        others = {m.conversation_id: m for m in members if m.user_id != user_id}
+        if any(i not in mine or i not in others for i in ids):
+            raise NotFoundException("No such conversation.")
+        other_ids = list({m.user_id for m in others.values()})
+        names = dict(
+            (await session.execute(select(User.id, User.display_name).where(User.id.in_(other_ids)))).all()
         )
-        unread_query = select(func.count()).where(
-            Message.conversation_id == conversation.id,
-            Message.sender_id != user_id,
-            Message.deleted_at.is_(None),
+        presence = await presence_of(session, other_ids)
+        ranked = (
+            select(
+                Message,
+                func.row_number()
+                .over(
+                    partition_by=Message.conversation_id,
+                    order_by=(Message.created_at.desc(), Message.id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(Message.conversation_id.in_(ids))
+            .subquery()
         )
-        if me.last_read_at is not None:
-            unread_query = unread_query.where(Message.created_at > me.last_read_at)
-        return ConversationOut(
-            id=conversation.id,
-            with_user=PersonOut(
-                id=other.user_id,
-                display_name=person.display_name if person else "Deleted user",
-                online=online,
-                last_seen_at=last_seen,
-            ),
-            subject_type=conversation.subject_type,
-            subject_id=conversation.subject_id,
-            last_message_at=conversation.last_message_at,
-            last_message=message_out(last) if last else None,
-            unread=int(await session.scalar(unread_query) or 0),
-            other_read_at=other.last_read_at,
-            blocked=await self.blocked(session, user_id, other.user_id),
+        latest = aliased(Message, ranked)
+        last = {m.conversation_id: m for m in await session.scalars(select(latest).where(ranked.c.rank == 1))}
+        me = aliased(Member)
+        unread = dict(
+            (
+                await session.execute(
+                    select(Message.conversation_id, func.count())
+                    .join(me, and_(me.conversation_id == Message.conversation_id, me.user_id == user_id))
+                    .where(
+                        Message.conversation_id.in_(ids),
+                        Message.sender_id != user_id,
+                        Message.deleted_at.is_(None),
+                        or_(me.last_read_at.is_(None), Message.created_at > me.last_read_at),
+                    )
+                    .group_by(Message.conversation_id)
+                )
+            ).all()
         )
+        blocked = set(
+            await session.scalars(select(Block.blocked_id).where(Block.blocker_id == user_id))
+        ) | set(await session.scalars(select(Block.blocker_id).where(Block.blocked_id == user_id)))
+        out = []
+        for conversation in conversations:
+            other = others[conversation.id]
+            online, last_seen = presence[other.user_id]
+            message = last.get(conversation.id)
+            out.append(
+                ConversationOut(
+                    id=conversation.id,
+                    with_user=PersonOut(
+                        id=other.user_id,
+                        display_name=names.get(other.user_id, "Deleted user"),
+                        online=online,
+                        last_seen_at=last_seen,
+                    ),
+                    subject_type=conversation.subject_type,
+                    subject_id=conversation.subject_id,
+                    last_message_at=conversation.last_message_at,
+                    last_message=message_out(message) if message else None,
+                    unread=int(unread.get(conversation.id, 0)),
+                    other_read_at=other.last_read_at,
+                    blocked=other.user_id in blocked,
+                )
+            )
+        return out
 
     # -- messages -------------------------------------------------------------------------------
     async def messages(
@@ -385,7 +431,7 @@ class Chat:
     ) -> Message:
         """Send a message (and the files uploaded for it, which only its sender had until now)."""
         text = self.check_body(body, with_files=bool(files))
-        await self.member(session, conversation_id, user_id)
+        me = await self.member(session, conversation_id, user_id)
         other = await self.other(session, conversation_id, user_id)
         if await self.blocked(session, user_id, other.user_id):
             raise PermissionDeniedException("You cannot message this person.")
@@ -401,7 +447,6 @@ class Chat:
         )
         session.add(row)
         conversation.last_message_at = now
-        me = await self.member(session, conversation_id, user_id)
         me.last_read_at = now
         await session.flush()
         sent_files = await self._hand_over(session, conversation_id, user_id, files, row)
