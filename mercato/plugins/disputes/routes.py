@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy import select
 
 from mercato.core.accounts.routes import require_principal
 from mercato.core.contracts.activity import ContractFiles, file_out
@@ -113,8 +114,6 @@ async def full_out(site: Site, session: Any, dispute: Dispute) -> DisputeOut:
     steps = await service.evidence(session, dispute)
     files: dict[uuid.UUID, list[ContractFileOut]] = {}
     if steps:
-        from sqlalchemy import select
-
         rows = await session.scalars(
             select(ContractFile)
             .where(ContractFile.activity_id.in_([s.id for s in steps]))

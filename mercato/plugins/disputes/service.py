@@ -100,14 +100,12 @@ class DisputeService:
     async def visible(self, session: AsyncSession, dispute_id: uuid.UUID, user_id: uuid.UUID) -> Dispute:
         """The dispute if ``user_id`` is one of its parties or an admin; 404 otherwise."""
         dispute = await session.get(Dispute, dispute_id)
-        if dispute is None or not (
-            await self._party(session, dispute, user_id) or await is_admin(session, user_id)
-        ):
+        if dispute is None or not (self._party(dispute, user_id) or await is_admin(session, user_id)):
             raise NotFoundException("No such dispute.")
         return dispute
 
     @staticmethod
-    async def _party(session: AsyncSession, dispute: Dispute, user_id: uuid.UUID) -> bool:
+    def _party(dispute: Dispute, user_id: uuid.UUID) -> bool:
         return user_id in (dispute.opened_by, dispute.respondent_id)
 
     async def evidence(self, session: AsyncSession, dispute: Dispute) -> list[ContractActivity]:
@@ -123,7 +121,12 @@ class DisputeService:
         return [row for row in rows if row.data.get("dispute_id") == str(dispute.id)]
 
     async def page(
-        self, session: AsyncSession, user_id: uuid.UUID | None, *, status: str | None, limit: int,
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID | None,
+        *,
+        status: str | None,
+        limit: int,
         cursor: str | None,
     ) -> tuple[list[Dispute], str | None]:
         """Disputes newest first: ``user_id``'s own, or (None) everyone's, for administrators."""
@@ -210,7 +213,7 @@ class DisputeService:
     ) -> ContractActivity:
         """A party adds a message and files; the other party's first evidence is their response."""
         dispute = await self._lock(session, dispute_id, user_id)
-        if not await self._party(session, dispute, user_id):
+        if not self._party(dispute, user_id):
             raise PermissionDeniedException("Only the dispute's parties add evidence.")
         if dispute.status != DisputeStatus.OPEN:
             raise InvalidTransition("This dispute is resolved.")

@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 
 from mercato.core.accounts.models import User
 from mercato.core.db import utcnow
+from mercato.core.errors import field_error
 from mercato.core.events import EventHandler
 from mercato.core.events.live import publish_after_commit
 from mercato.core.notify import NotificationChannel, NotificationItem, Recipient
@@ -262,8 +263,6 @@ class Notifications:
 
     async def choose(self, session: AsyncSession, user_id: uuid.UUID, choices: list[PreferenceIn]) -> None:
         """Save choices (400 naming the entry for an unknown category or channel)."""
-        from mercato.core.errors import field_error
-
         channels = self.channels()
         for index, choice in enumerate(choices):
             if choice.category not in CATEGORIES:
