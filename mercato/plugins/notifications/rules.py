@@ -66,71 +66,43 @@ def _other(payload: dict[str, Any], actor: uuid.UUID | None) -> uuid.UUID:
 
 
 # -- projects and proposals ---------------------------------------------------------------
-async def proposal_submitted(event: Event, session: AsyncSession) -> list[Draft]:
-    p = event.payload
-    title = await _project_title(session, _id(p, "project_id"))
-    return [
-        Draft(
-            _id(p, "client_id"),
-            "projects",
-            f"New proposal on “{title}”",
-            f"/projects/{p['project_id']}#proposals",
-        )
-    ]
+def _project_rule(to: str, title: str, url: str, body: str = "", body_field: str = "") -> Rule:
+    """A rule for a project event: ``to`` names the payload's recipient id (``client`` or
+    ``developer``); ``title`` and ``url`` are formatted with ``project`` (its title) and the
+    payload's fields; the body is ``body``, or the payload's ``body_field``."""
+
+    async def rule(event: Event, session: AsyncSession) -> list[Draft]:
+        p = event.payload
+        project = await _project_title(session, _id(p, "project_id"))
+        text = str(p.get(body_field) or "") if body_field else body
+        return [
+            Draft(_id(p, f"{to}_id"), "projects", title.format(project=project, **p), url.format(**p), text)
+        ]
+
+    return rule
 
 
-async def proposal_shortlisted(event: Event, session: AsyncSession) -> list[Draft]:
-    p = event.payload
-    title = await _project_title(session, _id(p, "project_id"))
-    return [
-        Draft(
-            _id(p, "developer_id"),
-            "projects",
-            f"You are shortlisted for “{title}”",
-            f"/projects/{p['project_id']}#my-proposal",
-        )
-    ]
-
-
-async def proposal_accepted(event: Event, session: AsyncSession) -> list[Draft]:
-    p = event.payload
-    title = await _project_title(session, _id(p, "project_id"))
-    return [
-        Draft(
-            _id(p, "developer_id"),
-            "projects",
-            f"You are hired for “{title}”",
-            f"/contracts/{p['contract_id']}",
-            "The contract starts once the client funds the first milestone.",
-        )
-    ]
-
-
-async def proposal_declined(event: Event, session: AsyncSession) -> list[Draft]:
-    p = event.payload
-    title = await _project_title(session, _id(p, "project_id"))
-    return [
-        Draft(
-            _id(p, "developer_id"),
-            "projects",
-            f"Your proposal for “{title}” was declined",
-            f"/projects/{p['project_id']}#my-proposal",
-            str(p.get("message") or ""),
-        )
-    ]
-
-
-async def project_invited(event: Event, session: AsyncSession) -> list[Draft]:
-    p = event.payload
-    title = await _project_title(session, _id(p, "project_id"))
-    return [
-        Draft(
-            _id(p, "developer_id"),
-            "projects",
-            f"You are invited to bid on “{title}”",
-            f"/projects/{p['project_id']}",
-        )
-    ]
+proposal_submitted = _project_rule(
+    "client", "New proposal on “{project}”", "/projects/{project_id}#proposals"
+)
+proposal_shortlisted = _project_rule(
+    "developer", "You are shortlisted for “{project}”", "/projects/{project_id}#my-proposal"
+)
+proposal_accepted = _project_rule(
+    "developer",
+    "You are hired for “{project}”",
+    "/contracts/{contract_id}",
+    body="The contract starts once the client funds the first milestone.",
+)
+proposal_declined = _project_rule(
+    "developer",
+    "Your proposal for “{project}” was declined",
+    "/projects/{project_id}#my-proposal",
+    body_field="message",
+)
+project_invited = _project_rule(
+    "developer", "You are invited to bid on “{project}”", "/projects/{project_id}"
+)
 
 
 # -- contracts and milestones ---------------------------------------------------------------
