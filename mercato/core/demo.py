@@ -128,6 +128,7 @@ async def seed_demo(
             site, session, developers=developers, clients=clients, projects=projects, services=services
         )
     await _seed_money(site)
+    await site.plugins.seed_demo_data(site)
     log.info("demo data seeded", developers=developers, clients=clients, projects=projects, services=services)
 
 

@@ -30,10 +30,12 @@ if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler, Middleware
 
     from mercato.core.events import EventHandler
+    from mercato.core.moderation import ReportSubject
     from mercato.core.navigation import NavItem
     from mercato.core.notify import NotificationChannel
     from mercato.core.payments.fees import FeePolicy
     from mercato.core.payments.gateways import PaymentGateway
+    from mercato.core.recommend import Recommender
     from mercato.core.search import SearchBackend
     from mercato.core.security.providers import AuthProvider
     from mercato.core.site import Site
@@ -172,6 +174,13 @@ def get_search_backend(site: Site) -> SearchBackend | None:
     last. Keep one backend object per site. Since 0.1."""
 
 
+@hookspec(firstresult=True)
+def get_recommender(site: Site) -> Recommender | None:
+    """Return the :class:`~mercato.core.recommend.Recommender` that suggests projects to
+    developers, developers for a project and services like a service. ``firstresult``; the
+    built-in ``recommendations`` plugin answers last. Keep one recommender per site. Since 0.1."""
+
+
 # ---------------------------------------------------------------------------
 # Money
 # ---------------------------------------------------------------------------
@@ -246,6 +255,13 @@ def validate_listing(site: Site, listing: dict[str, Any]) -> str | None:
     Since 0.1."""
 
 
+@hookspec
+def register_report_subjects(site: Site) -> Iterable[ReportSubject]:
+    """Return :class:`~mercato.core.moderation.ReportSubject` objects: kinds of content people
+    can report (``listing``, ``review``, …), each with how an admin sees it and hides it.
+    Kinds are unique across plugins. Since 0.1."""
+
+
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------
@@ -266,6 +282,13 @@ def register_commands() -> Iterable[click.Command]:
 def on_startup(site: Site) -> Awaitable[None] | None:
     """Called once per process after the database and event backbone are ready, before
     the first request (web) or the first event (worker). Since 0.1."""
+
+
+@hookspec
+def seed_demo_data(site: Site) -> Awaitable[None] | None:
+    """Called by ``mercato demo`` once the core's demo data (people, projects, services,
+    contracts and their money) is in an empty site: add the plugin's own (reviews,
+    conversations). May be async. Since 0.1."""
 
 
 @hookspec

@@ -376,6 +376,31 @@ class Plugins:
             except Exception:  # one failing plugin must not keep the others from cleaning up
                 log.exception("on_shutdown hook failed", plugin=impl.plugin_name)
 
+    async def seed_demo_data(self, site: Any) -> None:
+        """Let each plugin add its demo data, in registration order (core domains first)."""
+        for impl in reversed(self.pm.hook.seed_demo_data.get_hookimpls()):
+            try:
+                await _run_impl(impl, site=site)
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin `{impl.plugin_name}` failed in `seed_demo_data`: {type(exc).__name__}: {exc}"
+                ) from exc
+
+    def recommender(self, site: Any) -> Any:
+        recommender = self.pm.hook.get_recommender(site=site)
+        if recommender is None:
+            raise PluginError("no plugin provides `get_recommender`: enable the built-in `recommendations`")
+        return recommender
+
+    def report_subjects(self, site: Any) -> dict[str, Any]:
+        """Reportable kinds of content by ``kind``; two plugins claiming one kind is an error."""
+        subjects: dict[str, Any] = {}
+        for subject in self._collect(self._call("register_report_subjects", site=site)):
+            if subject.kind in subjects:
+                raise PluginError(f"two plugins register the report subject `{subject.kind}`")
+            subjects[subject.kind] = subject
+        return subjects
+
     async def presence_changed(self, site: Any, user_id: Any, online: bool) -> None:
         for impl in self.pm.hook.on_presence_changed.get_hookimpls():
             try:
