@@ -41,6 +41,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.core.projects.plugin",
     "mercato.core.listings.plugin",
     "mercato.core.discovery.plugin",
+    "mercato.core.moderation.plugin",
     "mercato.plugins.pages",
     "mercato.plugins.password_auth",
     "mercato.plugins.local_storage",

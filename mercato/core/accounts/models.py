@@ -89,6 +89,8 @@ class Profile(Timestamps, Base):
     github_url: Mapped[str] = mapped_column(String(300), default="")
     website_url: Mapped[str] = mapped_column(String(300), default="")
     avatar_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """Set while moderators hide the profile: others see only the name."""
 
 
 class Skill(Base):

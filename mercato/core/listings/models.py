@@ -16,18 +16,24 @@ from mercato.core.markdown import render_markdown
 
 class ListingStatus(StrEnum):
     DRAFT = "draft"
+    PENDING_APPROVAL = "pending_approval"
+    """Waiting for an admin (only when ``moderation.require_listing_approval`` is on)."""
     PUBLISHED = "published"
     PAUSED = "paused"
     ARCHIVED = "archived"
 
 
 LISTING_TRANSITIONS: dict[str, frozenset[str]] = {
-    ListingStatus.DRAFT: frozenset({ListingStatus.PUBLISHED, ListingStatus.ARCHIVED}),
+    ListingStatus.DRAFT: frozenset({ListingStatus.PUBLISHED, ListingStatus.PENDING_APPROVAL,
+                                    ListingStatus.ARCHIVED}),
+    ListingStatus.PENDING_APPROVAL: frozenset({ListingStatus.PUBLISHED, ListingStatus.DRAFT,
+                                               ListingStatus.ARCHIVED}),
     ListingStatus.PUBLISHED: frozenset({ListingStatus.PAUSED, ListingStatus.ARCHIVED}),
     ListingStatus.PAUSED: frozenset({ListingStatus.PUBLISHED, ListingStatus.ARCHIVED}),
     ListingStatus.ARCHIVED: frozenset(),
 }
-"""draft → published ⇄ paused → archived; a draft may be archived too; archived is final."""
+"""draft → published ⇄ paused → archived; a draft may be archived too; archived is final.
+With listing approval on, draft → pending_approval → published (approved) or draft (rejected)."""
 
 
 class PackageTier(StrEnum):
@@ -81,6 +87,10 @@ class Listing(UUIDPrimaryKey, Timestamps, Base):
     """The first publication (resuming a paused listing keeps it)."""
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     order_count: Mapped[int] = mapped_column(Integer, default=0)
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """Set while moderators hide it: only its developer (and admins) still see it."""
+    rejection_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    """Why an admin sent it back to draft instead of approving it."""
 
 
 class ListingPackage(UUIDPrimaryKey, Timestamps, Base):

@@ -93,6 +93,8 @@ class Project(UUIDPrimaryKey, Timestamps, Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     proposal_count: Mapped[int] = mapped_column(Integer, default=0)
     """Live proposals (submitted or shortlisted), kept by the service."""
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """Set while moderators hide it: only its client (and admins) still see it."""
 
 
 class ProjectInvite(Base):

@@ -46,6 +46,8 @@ class Message(UUIDPrimaryKey, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    """Set while moderators hide it: everyone sees "Hidden by moderators" instead."""
 
 
 class Block(UUIDPrimaryKey, Base):
