@@ -37,7 +37,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytest_plugins = ["tests.oauth_fixtures", "tests.smtp_fixtures"]
 """Real servers some tests talk to: an Authlib OAuth/OIDC server and an aiosmtpd server."""
 
-CORE_HEAD = "0012"
+CORE_HEAD = "0013"
 """The newest core migration; bump it with every core revision."""
 
 

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.core.accounts.plugin",
     "mercato.core.catalog.plugin",
     "mercato.core.contracts.plugin",
+    "mercato.core.reputation.plugin",
     "mercato.core.ledger.plugin",
     "mercato.core.payments.plugin",
     "mercato.core.timers.plugin",
