@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 Kind = Literal["project", "service", "developer"]
-Sort = Literal["relevance", "newest", "price_asc", "price_desc"]
+Sort = Literal["relevance", "newest", "price_asc", "price_desc", "rating"]
 
 
 class SearchDocument(msgspec.Struct, kw_only=True):

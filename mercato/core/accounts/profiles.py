@@ -21,6 +21,8 @@ from mercato.core.errors import field_error
 from mercato.core.events import Event, emit
 from mercato.core.markdown import render_markdown
 from mercato.core.pagination import decode_cursor, encode_cursor, newest_first
+from mercato.core.reputation.models import Reputation
+from mercato.core.reputation.schemas import ReputationOut
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -154,8 +156,11 @@ class ProfileService:
     async def public_user(self, session: AsyncSession, user: User) -> schemas.PublicUser:
         # Who administers the site is not public: it would point attackers at the accounts to phish.
         roles = sorted(user.roles - {"admin"})
+        reputation = {row.role: ReputationOut.of(row) for row in await session.scalars(
+            select(Reputation).where(Reputation.user_id == user.id).order_by(Reputation.role.desc()))}
         return schemas.PublicUser(id=user.id, display_name=user.display_name, roles=roles,
-                                  member_since=user.created_at, profile=await self.profile_out(session, user))
+                                  member_since=user.created_at, profile=await self.profile_out(session, user),
+                                  reputation={role: out for role, out in reputation.items() if out})
 
     async def me(self, session: AsyncSession, user: User) -> schemas.Me:
         providers = (await session.execute(

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from mercato.core.reputation.schemas import ReputationOut
+
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, description="An e-mail address.")]
 Password = Annotated[str, msgspec.Meta(max_length=1024, description="Never logged or echoed.")]
 Token = Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
@@ -135,6 +137,11 @@ class PublicUser(msgspec.Struct, kw_only=True, tag_field="kind", tag="user"):
     roles: list[str]
     member_since: datetime
     profile: ProfileOut
+    reputation: dict[str, ReputationOut] = msgspec.field(default_factory=dict)
+    """Their figures by the role they were rated in (``developer``, ``client``); a role
+    appears once they have a contract in it."""
+    hidden: bool = False
+    """Moderators hid this profile: only the name is shown."""
 
 
 class Me(msgspec.Struct, kw_only=True):

@@ -55,7 +55,10 @@ SORTS: dict[str, str] = {
     "newest": "Newest",
     "price_asc": "Price: low to high",
     "price_desc": "Price: high to low",
+    "rating": "Top rated",
 }
+RATED_PATHS = frozenset({"/services"})
+"""Browse pages whose results carry a rating (projects do not)."""
 
 Slugs = Annotated[list[str] | None, QueryParameter(max_items=40)]
 Text = Annotated[str | None, QueryParameter(max_length=500)]
@@ -107,7 +110,7 @@ class Browse:
                 "selected": value == self.sort,
             }
             for value, label in SORTS.items()
-            if value != "relevance" or self.q
+            if (value != "relevance" or self.q) and (value != "rating" or self.path in RATED_PATHS)
         ]
 
     def url(self, **more: Any) -> str:
@@ -180,7 +183,9 @@ async def _start(
         q=" ".join((q or "").split())[:300],
         categories=[slug for slug in dict.fromkeys(category or []) if slug in names.categories],
     )
-    browse.sort = sort if sort in SORTS and (sort != "relevance" or browse.q) else browse.default_sort
+    allowed = (sort in SORTS and (sort != "relevance" or browse.q)
+               and (sort != "rating" or path in RATED_PATHS))
+    browse.sort = sort if allowed else browse.default_sort
     typed = [slug for slug in skill or [] if slug in names.skills]
     if skills and skills.strip():
         try:
@@ -346,6 +351,7 @@ async def browse_services(
     skills: Text = None,
     max_price: Annotated[str | None, QueryParameter(max_length=20)] = None,
     max_delivery_days: Annotated[str | None, QueryParameter(max_length=4)] = None,
+    min_rating: Annotated[str | None, QueryParameter(max_length=4)] = None,
     sort: Text = None,
     cursor: Text = None,
     page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
@@ -357,11 +363,13 @@ async def browse_services(
     price_limit: int | None = None
     money, problem = parse_rate(max_price or "", "USD", maximum=service_pages.MAX_PRICE_MINOR)
     days = max_delivery_days if max_delivery_days in dict(service_pages.DELIVERY_FILTERS) else ""
+    rating = min_rating if min_rating in dict(service_pages.RATING_FILTERS) else ""
     async with site.db.reading() as session:
         browse = await _start(
             session, site, "/services", q=q, category=category, skill=skill, skills=skills, sort=sort
         )
-        typed = {"max_price": (max_price or "").strip(), "max_delivery_days": days or ""}
+        typed = {"max_price": (max_price or "").strip(), "max_delivery_days": days or "",
+                 "min_rating": rating}
         browse.extra = {key: value for key, value in typed.items() if value}
         if problem:
             browse.errors["max_price"] = problem
@@ -371,6 +379,7 @@ async def browse_services(
             query = await _query(session, browse, "service", limit, cursor)
             query.price_max = price_limit
             query.max_delivery_days = int(days) if days else None
+            query.min_rating = float(rating) if rating else None
             found = await _search(session, site, browse, query)
             services = await load(site, session, "service", found, viewer)
             browse.items = [service_pages.card(service, browse.names) for service in services]
@@ -379,6 +388,7 @@ async def browse_services(
     values.update(_sidebar(site, browse, values, picker))
     values["filters"].setdefault("max_price", "")
     values["filters"].setdefault("max_delivery_days", "")
+    values["filters"].setdefault("min_rating", "")
     return await service_pages.render(
         request,
         site,
@@ -388,6 +398,7 @@ async def browse_services(
             **values,
             "skills": picker,
             "delivery_filters": service_pages.DELIVERY_FILTERS,
+            "rating_filters": service_pages.RATING_FILTERS,
         },
         status_code=400 if browse.errors else 200,
     )

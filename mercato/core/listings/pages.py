@@ -89,6 +89,13 @@ DELIVERY_FILTERS = (
     ("30", "Up to 30 days"),
 )
 MAX_FAQ_ROWS = 3
+RATING_FILTERS = (
+    ("", "Any rating"),
+    ("4.5", "4.5 and up"),
+    ("4", "4 and up"),
+    ("3", "3 and up"),
+)
+"""The developer's average rating a service's card must reach."""
 MAX_REQUIREMENT_ROWS = 3
 MAX_PRICE_MINOR = 10_000_000_00
 PAGE_SIZE = 20

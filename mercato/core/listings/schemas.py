@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from mercato.core.reputation.schemas import ReputationOut
+
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")]
 Minor = Annotated[int, msgspec.Meta(ge=1, le=10_000_000_00, description="Minor units (cents).")]
 Tier = Literal["basic", "standard", "premium"]
@@ -162,6 +164,12 @@ class ServiceOut(msgspec.Struct, kw_only=True, tag_field="kind", tag="service"):
     updated_at: datetime
     published_at: datetime | None
     is_owner: bool
+    hidden: bool = False
+    """Hidden by moderators: only its developer (and admins) see it."""
+    rejection_reason: str | None = None
+    """Why an admin sent it back to draft (shown to its developer)."""
+    developer_reputation: ReputationOut | None = None
+    """The developer's figures (null before their first contract)."""
 
 
 class ServicePage(msgspec.Struct, kw_only=True):

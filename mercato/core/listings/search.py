@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 from mercato.core.accounts.models import Skill, User, UserStatus
 from mercato.core.listings.models import Listing, ListingPackage, ListingStatus
 from mercato.core.search import SearchDocument
+from mercato.core.reputation.models import reputation_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,9 +70,11 @@ async def service_documents(session: AsyncSession, ids: Sequence[uuid.UUID]) -> 
     documents = []
     for listing in listings:
         own = packages[listing.id]
+    reputations = await reputation_of(session, {listing.developer_id for listing in listings})
         package_text = [
             " ".join(part for part in (p.name, p.description, " ".join(p.features)) if part) for p in own
         ]
+        reputation = reputations.get(listing.developer_id)
         documents.append(
             SearchDocument(
                 kind="service",
@@ -95,5 +98,6 @@ async def service_documents(session: AsyncSession, ids: Sequence[uuid.UUID]) -> 
                 created_at=listing.published_at or listing.created_at,
                 owner_id=listing.developer_id,
             )
+                rating=reputation.rating_avg if reputation else None,
         )
     return documents

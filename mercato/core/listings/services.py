@@ -30,6 +30,8 @@ from mercato.core.listings.models import (
 )
 from mercato.core.markdown import render_markdown
 from mercato.core.pagination import newest_first
+from mercato.core.reputation.models import reputation_of
+from mercato.core.reputation.schemas import ReputationOut
 from mercato.core.states import InvalidTransition, check_transition
 
 if TYPE_CHECKING:
@@ -477,6 +479,7 @@ class ListingService:
                     addons=[
                         schemas.AddonOut(
                             id=a.id,
+        reputations = await reputation_of(session, developer_ids)
                             kind=a.kind,
                             title=a.title,
                             price=a.price,
@@ -487,6 +490,7 @@ class ListingService:
                         for a in addons[listing.id]
                     ],
                     faq=[schemas.FaqOut(question=f["question"], answer=f["answer"]) for f in listing.faq],
+                    developer_reputation=ReputationOut.of(reputations.get(listing.developer_id)),
                     requirements=list(listing.requirements),
                     gallery=[
                         schemas.GalleryImage(

@@ -103,7 +103,8 @@ STATUS_LABELS = {
     "changes_requested": "Changes requested",
     "approved": "Approved",
 }
-PROPOSAL_SORTS = {"newest": "Newest", "price": "Price", "duration": "Duration", "skill_match": "Skill match"}
+PROPOSAL_SORTS = {"newest": "Newest", "price": "Price", "duration": "Duration", "skill_match": "Skill match",
+                  "rating": "Rating"}
 PROPOSAL_FILTERS = ("submitted", "shortlisted", "accepted", "declined", "withdrawn")
 MAX_QUESTIONS = 5
 MAX_AMOUNT_MINOR = 10_000_000_00

@@ -29,6 +29,8 @@ from mercato.core.projects.models import (
     ProposalStatus,
 )
 from mercato.core.projects.services import InvalidTransition, ProjectService, check_transition
+from mercato.core.reputation.models import reputation_of
+from mercato.core.reputation.schemas import ReputationOut
 
 HOURS_PER_FIRST_WEEK = 40
 """An hourly hire without a plan starts with one milestone of this many hours."""
@@ -390,6 +392,7 @@ class ProposalService:
             ).scalars()
         )
         wanted = set(project.skills)
+        reputation = (await reputation_of(session, [proposal.developer_id])).get(proposal.developer_id)
         completed = (
             await session.execute(
                 select(Contract.id).where(
@@ -409,7 +412,8 @@ class ProposalService:
                 skills=skills,
                 hourly_rate=profile.hourly_rate if profile else None,
                 completed_jobs=len(completed),
-                rating=None,
+                rating=reputation.rating_avg if reputation else None,
+                reputation=ReputationOut.of(reputation),
             ),
             cover_letter=proposal.cover_letter,
             cover_letter_html=str(render_markdown(proposal.cover_letter)),
@@ -444,6 +448,8 @@ class ProposalService:
             "newest": lambda p: (-p.submitted_at.timestamp(),),
             "duration": lambda p: (p.duration_days, p.amount),
             "skill_match": lambda p: (-p.skill_match, p.amount),
+            "rating": lambda p: (-(p.developer.rating or 0), -(p.developer.reputation.rating_count
+                                                               if p.developer.reputation else 0), p.amount),
             "submitted": lambda p: (p.submitted_at,),
         }
         return sorted(rows, key=keys.get(sort, keys["submitted"]))  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from mercato.core.projects.models import Project, Proposal
 
 AnyRequest = Request[Any, Any, Any]
-ProposalSort = Literal["submitted", "newest", "price", "duration", "skill_match"]
+ProposalSort = Literal["submitted", "newest", "price", "duration", "skill_match", "rating"]
 Slugs = Annotated[list[str] | None, QueryParameter(max_items=20)]
 
 

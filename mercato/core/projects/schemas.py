@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from mercato.core.reputation.schemas import ReputationOut
+
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD.")]
 Minor = Annotated[int, msgspec.Meta(ge=1, le=10_000_000_00, description="Minor units (cents).")]
 BudgetType = Literal["fixed", "hourly"]
@@ -153,7 +155,9 @@ class DeveloperSummary(msgspec.Struct, kw_only=True):
     hourly_rate: int | None
     completed_jobs: int
     rating: float | None
-    """Reviews come later; ``None`` until then."""
+    """Average of published reviews (1 to 5); ``None`` without any."""
+    reputation: ReputationOut | None = None
+    """All their figures as a developer (``None`` before their first contract)."""
 
 
 class ProposalOut(msgspec.Struct, kw_only=True):

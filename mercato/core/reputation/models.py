@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, SmallInteger, String
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, SmallInteger, String, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mercato.core.db import Base, UTCDateTime, utcnow
@@ -72,3 +74,15 @@ class Reputation(Base):
 
 
 REPUTATION_MODELS: list[type[Base]] = [PublishedRating, Reputation]
+
+
+async def reputation_of(
+    session: AsyncSession, user_ids: Iterable[uuid.UUID], role: RatedAs | str = RatedAs.DEVELOPER
+) -> dict[uuid.UUID, Reputation]:
+    """The rows of those of ``user_ids`` who have one in ``role``, in one query."""
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(Reputation).where(Reputation.user_id.in_(ids), Reputation.role == str(role)))
+    return {row.user_id: row for row in rows}

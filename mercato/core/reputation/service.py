@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -122,14 +121,3 @@ async def recompute(session: AsyncSession, user_id: uuid.UUID) -> dict[RatedAs, 
         changed[role] = values
     return changed
 
-
-async def reputation_of(
-    session: AsyncSession, user_ids: Iterable[uuid.UUID], role: RatedAs | str = RatedAs.DEVELOPER
-) -> dict[uuid.UUID, Reputation]:
-    """The rows of those of ``user_ids`` who have one in ``role``, in one query."""
-    ids = list(dict.fromkeys(user_ids))
-    if not ids:
-        return {}
-    rows = await session.scalars(
-        select(Reputation).where(Reputation.user_id.in_(ids), Reputation.role == str(role)))
-    return {row.user_id: row for row in rows}

@@ -137,6 +137,9 @@ FACET_CACHE_SIZE = 256
 NO_PRICE_LOW = -1
 NO_PRICE_HIGH = 2**62
 """Sort keys of documents without a price: last in both price orders."""
+NEUTRAL_RATING = 3.0
+RATING_WEIGHT = 0.05
+"""Relevance is multiplied by ``1 + (rating - 3) * 0.05``: from 0.9 (rated 1) to 1.1 (rated 5)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SPACE = re.compile(r"\s+")
@@ -537,7 +540,7 @@ def _filters(query: SearchQuery, sqlite: bool) -> list[ColumnElement[bool]]:
 def _key_tag(query: SearchQuery, has_text: bool) -> str:
     if query.sort == "relevance":
         return "r" if has_text else "n"
-    return {"newest": "n", "price_asc": "pa", "price_desc": "pd"}[query.sort]
+    return {"newest": "n", "price_asc": "pa", "price_desc": "pd", "rating": "rt"}[query.sort]
 
 
 def _ordering(query: SearchQuery, tag: str, score: ColumnElement[float] | None) -> _Key:
@@ -545,7 +548,12 @@ def _ordering(query: SearchQuery, tag: str, score: ColumnElement[float] | None) 
     newest: list[tuple[ColumnElement[Any], bool]] = [(c.created_at, True), (c.id, True)]
     if tag == "r":
         assert score is not None
-        return _Key(tag, [(score, True), *newest])
+        # Reputation nudges relevance: a 5.0 developer ranks 10% above an unrated one, a 1.0 one
+        # 10% below; documents without a rating (projects, newcomers) keep their text score.
+        boost = 1.0 + (func.coalesce(c.rating, NEUTRAL_RATING) - NEUTRAL_RATING) * RATING_WEIGHT
+        return _Key(tag, [(cast(score * boost, Double), True), *newest])
+    if tag == "rt":
+        return _Key(tag, [(func.coalesce(c.rating, 0.0), True), *newest])
     if tag == "pa":
         return _Key(tag, [(func.coalesce(c.price_min, c.price_max, NO_PRICE_HIGH), False), *newest])
     if tag == "pd":

@@ -32,6 +32,7 @@ from sqlalchemy import Select, select
 from mercato.core.accounts.models import Profile, Skill, User, UserSkill, UserStatus
 from mercato.core.listings.search import service_documents, service_ids
 from mercato.core.projects.search import project_documents, project_ids
+from mercato.core.reputation.models import reputation_of
 from mercato.core.search import Kind, SearchDocument
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ async def developer_documents(session: AsyncSession, user_ids: Sequence[uuid.UUI
     """Documents for those of ``user_ids`` who are active developers.
 
     Title: the display name; text: headline, bio and skill names; skills: slugs in the
-    person's order; price: the hourly rate (``hourly``, min = max) in the profile currency.
+    person's order; price: the hourly rate (``hourly``, min = max) in the profile currency;
+    rating: their average as a developer.
     """
     if not user_ids:
         return []
@@ -90,6 +92,7 @@ async def developer_documents(session: AsyncSession, user_ids: Sequence[uuid.UUI
     )
     for user_id, slug, name in skill_rows:
         skills.setdefault(user_id, []).append((slug, name))
+    reputations = await reputation_of(session, [user.id for user, _ in rows])
     documents = []
     for user, profile in rows:
         own = skills.get(user.id, [])
@@ -102,6 +105,7 @@ async def developer_documents(session: AsyncSession, user_ids: Sequence[uuid.UUI
             skills=[slug for slug, _ in own],
             currency=profile.currency if profile is not None and rate is not None else None,
             price_min=rate, price_max=rate, hourly=True,
+            rating=reputations[user.id].rating_avg if user.id in reputations else None,
             created_at=user.created_at, owner_id=user.id,
         ))
     return documents

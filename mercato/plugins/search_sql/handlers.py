@@ -24,6 +24,7 @@ from mercato.core.events import Event, EventHandler
 from mercato.core.listings.search import SERVICE_EVENTS
 from mercato.core.projects.search import PROJECT_EVENTS
 
+from mercato.core.reputation.events import ReputationChanged
 from .backend import SqlSearchBackend
 from .documents import build_documents
 
@@ -88,7 +89,18 @@ def event_handlers(site: Site) -> list[EventHandler]:
         await refresh_documents(site, session, "service", [uuid.UUID(str(event.payload["listing_id"]))])
 
     return [
+    async def reputations(event: Event, session: AsyncSession) -> None:
+        """A developer's rating moved: their document and their services' carry it."""
+        if event.payload.get("role") != "developer":
+            return
+        user_id = uuid.UUID(str(event.payload["user_id"]))
+        await refresh_documents(site, session, "developer", [user_id])
+        listings = await session.scalars(select(Listing.id).where(
+            Listing.developer_id == user_id, Listing.status == ListingStatus.PUBLISHED))
+        await refresh_documents(site, session, "service", list(listings))
+
         EventHandler(id="search-sql-developers", events=DEVELOPER_EVENTS, handle=developers),
+        EventHandler(id="search-sql-reputation", events=(ReputationChanged.event_type,), handle=reputations),
         EventHandler(id="search-sql-projects", events=PROJECT_EVENTS, handle=projects),
         EventHandler(id="search-sql-services", events=SERVICE_EVENTS, handle=services),
     ]
