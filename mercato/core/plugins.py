@@ -55,6 +55,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.disputes",
     "mercato.plugins.notifications",
     "mercato.plugins.chat",
+    "mercato.plugins.recommendations",
 )
 """Module names of the built-in plugins, in registration order."""
 
