@@ -56,6 +56,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.notifications",
     "mercato.plugins.chat",
     "mercato.plugins.recommendations",
+    "mercato.plugins.reviews",
 )
 """Module names of the built-in plugins, in registration order."""
 

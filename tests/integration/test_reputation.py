@@ -189,3 +189,50 @@ async def test_job_success_on_time_and_repeat_rates_on_crafted_contracts(app: Ap
     # The dispute went the client's way: all three of Alice's contracts count as successes.
     assert (alice_side.contracts_ended, alice_side.contracts_successful) == (3, 3)
     assert alice_side.job_success == 100
+
+
+async def test_reputation_shows_on_the_profile_and_ranks_in_search(app: App) -> None:
+    deal = await completed(app)
+    await emit_in_transaction(app, published(uuid.uuid4(), deal, rating=5))
+    await settled(app, deal.dev.id, "developer", lambda r: r.rating_count == 1)
+
+    public = (await app.client.get(f"{API}/users/{deal.dev.id}")).json()
+    assert public["reputation"]["developer"]["rating_avg"] == 5.0
+    assert public["reputation"]["developer"]["contracts_ended"] == 1
+    page = await app.client.get(f"/users/{deal.dev.id}")
+    assert "Track record" in page.text
+    assert "Rated 5.0 out of 5 from 1 review" in page.text
+
+    async def found(**params: Any) -> list[str]:
+        response = await app.client.get(f"{API}/search", params={"type": "developers", **params})
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    import asyncio
+
+    for _ in range(200):  # the search index follows reputation.changed on the backbone
+        if deal.dev.id in await found(min_rating=4.5):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the rated developer never passed min_rating=4.5")
+    other = await developer(app, "Unrated")
+    for _ in range(200):  # and their sign-up
+        if other.id in (ranked := await found(sort="rating")):
+            break
+        await asyncio.sleep(0.05)
+    assert ranked.index(deal.dev.id) < ranked.index(other.id)
+    assert other.id not in await found(min_rating=1)
+    bad = await app.client.get(f"{API}/search", params={"type": "developers", "min_rating": 6})
+    assert bad.status_code == 400
+
+    listed = await app.client.get("/developers", params={"min_rating": "4.5", "sort": "rating"})
+    assert listed.status_code == 200
+    assert "Developer" in listed.text  # the rated developer's card
+    assert "Rated 5.0 out of 5 from 1 review" in listed.text
+    assert "Unrated" not in listed.text
+    everyone = await app.client.get("/developers", params={"sort": "rating"})
+    assert everyone.text.index("Rated 5.0") < everyone.text.index("Unrated")
+    assert "Top rated" in everyone.text
+    too_dear = await app.client.get("/developers", params={"max_rate": "lots"})
+    assert too_dear.status_code == 400

@@ -1,6 +1,7 @@
-"""The theme's browse pages: open projects (``/projects``) and published services
-(``/services``), with a search box, a filter sidebar, skill facet counts, sorting and "Next
-page" links. Both ask the search backend (``get_search_backend``), like ``/api/v1/search``.
+"""The theme's browse pages: open projects (``/projects``), published services
+(``/services``) and developers (``/developers``), with a search box, a filter sidebar, skill
+facet counts, sorting and "Next page" links. All ask the search backend
+(``get_search_backend``), like ``/api/v1/search``.
 
 The index follows the database through events, a moment behind: something just published
 shows up here once its event is handled.
@@ -26,6 +27,7 @@ from mercato.core.accounts.forms import (
     AnyRequest,
     SkillChoices,
     errors_of,
+    format_rate,
     parse_rate,
     skill_names,
     split_list,
@@ -57,7 +59,7 @@ SORTS: dict[str, str] = {
     "price_desc": "Price: high to low",
     "rating": "Top rated",
 }
-RATED_PATHS = frozenset({"/services"})
+RATED_PATHS = frozenset({"/services", "/developers"})
 """Browse pages whose results carry a rating (projects do not)."""
 
 Slugs = Annotated[list[str] | None, QueryParameter(max_items=40)]
@@ -404,5 +406,67 @@ async def browse_services(
     )
 
 
-PAGE_ROUTES: list[Any] = [browse_projects, browse_services]
+@get("/developers", include_in_schema=False, name="developers:browse")
+async def browse_developers(
+    request: AnyRequest,
+    site: NamedDependency[Site],
+    q: Text = None,
+    skill: Slugs = None,
+    skills: Text = None,
+    max_rate: Annotated[str | None, QueryParameter(max_length=20)] = None,
+    min_rating: Annotated[str | None, QueryParameter(max_length=4)] = None,
+    sort: Text = None,
+    cursor: Text = None,
+    page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+    limit: Annotated[int, QueryParameter(ge=1, le=50)] = PAGE_SIZE,
+) -> Template:
+    """Active developers: newest first, best match for a search, or top rated; cards carry
+    their rating, job success, skills and rate."""
+    principal = principal_of(request)
+    viewer = principal.user_id if principal else None
+    rate_limit: int | None = None
+    money, problem = parse_rate(max_rate or "", "USD", maximum=service_pages.MAX_PRICE_MINOR)
+    rating = min_rating if min_rating in dict(service_pages.RATING_FILTERS) else ""
+    async with site.db.reading() as session:
+        browse = await _start(session, site, "/developers", q=q, category=None, skill=skill, skills=skills,
+                              sort=sort)
+        typed = {"max_rate": (max_rate or "").strip(), "min_rating": rating}
+        browse.extra = {key: value for key, value in typed.items() if value}
+        if problem:
+            browse.errors["max_rate"] = problem
+        elif money is not None:
+            rate_limit = money["amount"]
+        if not browse.errors:
+            query = await _query(session, browse, "developer", limit, cursor)
+            query.price_max = rate_limit
+            query.min_rating = float(rating) if rating else None
+            found = await _search(session, site, browse, query)
+            people = await load(site, session, "developer", found, viewer)
+            browse.items = [developer_card(person, browse.names) for person in people]
+        picker = await skill_names(session, site)
+    values = browse.context(page, limit)
+    values.update(_sidebar(site, browse, values, picker))
+    values["filters"].setdefault("max_rate", "")
+    values["filters"].setdefault("min_rating", "")
+    return await site.templates.page(
+        request, "discovery/developers.html",
+        {**values, "skills": picker, "rating_filters": service_pages.RATING_FILTERS},
+        status_code=400 if browse.errors else 200,
+    )
+
+
+def developer_card(person: Any, names: Names) -> dict[str, Any]:
+    """What a developer's card shows (``person``: a :class:`~mercato.core.accounts.schemas.PublicUser`)."""
+    profile = person.profile
+    return {
+        "person": person,
+        "url": f"/users/{person.id}",
+        "reputation": person.reputation.get("developer"),
+        "rate": format_rate(profile.hourly_rate),
+        "skills": [skill.name for skill in profile.skills][:6],
+        "availability": profile.availability,
+    }
+
+
+PAGE_ROUTES: list[Any] = [browse_projects, browse_services, browse_developers]
 """The browse pages the discovery plugin registers."""
