@@ -765,6 +765,11 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/projects"): spec(200, 200),
     ("GET", "/api/v1/services"): spec(200, 200),
     ("GET", "/api/v1/search"): spec(200, 200, lambda w, who: {"params": {"q": "Alice secret"}}),
+    ("GET", "/api/v1/recommendations/projects"): spec(401, 200),
+    ("GET", "/api/v1/recommendations/developers"): spec(401, 404, lambda w, who: {"params": {
+        "project_id": w.a_project}}),
+    ("GET", "/api/v1/recommendations/services"): spec(404, 404, lambda w, who: {"params": {
+        "service_id": w.a_service}}),
     ("GET", "/api/v1/projects/mine"): spec(401, 200),
     ("GET", "/api/v1/proposals/mine"): spec(401, 200),
     ("GET", "/api/v1/services/mine"): spec(401, 200),

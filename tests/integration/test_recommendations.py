@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mercato import hookimpl
 from mercato.core.db import utcnow
 from mercato.core.projects.models import Project
 from mercato.plugins.recommendations.index import rebuild as rebuild_postings
@@ -315,3 +316,46 @@ async def test_the_dashboard_project_and_service_pages_show_recommendations(apps
     assert "Dana" in html
     assert f'name="developer" value="{dev.id}"' in html
     assert "Developers who fit" not in await page(app, dev, f"/projects/{project['id']}")
+
+
+# ---------------------------------------------------------------------------
+# Another recommender wins
+# ---------------------------------------------------------------------------
+
+
+class StaffPicks:
+    """A third-party recommender: the same hand-picked projects for every developer."""
+
+    id = "staff_picks"
+
+    def __init__(self) -> None:
+        self.picks: list[uuid.UUID] = []
+
+    async def projects_for_developer(
+        self, session: Any, developer_id: uuid.UUID, limit: int = 10
+    ) -> list[Any]:
+        from mercato.core.recommend import Suggestion
+
+        return [Suggestion(id=p, score=1.0, reasons=["Picked by our staff"]) for p in self.picks][:limit]
+
+    async def developers_for_project(self, session: Any, project_id: uuid.UUID, limit: int = 10) -> list[Any]:
+        return []
+
+    async def similar_services(self, session: Any, service_id: uuid.UUID, limit: int = 10) -> list[Any]:
+        return []
+
+    @hookimpl
+    def get_recommender(self, site: Any) -> StaffPicks:
+        return self
+
+
+async def test_an_installed_recommender_answers_before_the_built_in_one(apps: Apps) -> None:
+    picks = StaffPicks()
+    app = await apps.open(await market_settings(apps), extra=[("staff_picks", picks)])
+    owner = await client(app)
+    dev = await developer(app, skills=["figma"])
+    project = await post_project(app, owner, title="Python, not Figma")
+    picks.picks = [uuid.UUID(project["id"])]
+
+    items = await projects_for(app, dev)
+    assert [(i["title"], i["reasons"]) for i in items] == [("Python, not Figma", ["Picked by our staff"])]
