@@ -598,7 +598,7 @@ FILLABLE = {"user_id": "a_id", "item_id": "a_item", "project_id": "a_project", "
             "milestone_id": "a_milestone", "gateway_id": "gateway", "file_id": "a_contract_file",
             "dispute_id": "a_dispute", "payout_method_id": "a_payout_method",
             "transaction_id": "a_transaction", "notification_id": "a_notification",
-            "conversation_id": "a_conversation", "message_id": "a_message"}
+            "conversation_id": "a_conversation", "message_id": "a_message", "review_id": "a_review"}
 """Path parameters the walk knows, and which of A's ids goes in."""
 
 
@@ -623,6 +623,8 @@ class World:
     """A's conversation with C about A's contract."""
     a_message: str = ""
     """A's message in it."""
+    a_review: str = field(default_factory=lambda: str(uuid.uuid4()))
+    """A review id: A's contract never ended, so no review exists, and no one may reply to it."""
     a_proposal: str = ""
     """C's proposal on A's open project, accepted by A (B is a stranger to it)."""
     a_contract: str = ""
@@ -824,6 +826,12 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("POST", "/api/v1/admin/disputes/{dispute_id:uuid}/resolve"): spec(401, 404, lambda w, who: {"json": {
         "developer_amount": 0, "note": "Planted"}}),
     ("GET", "/api/v1/disputes/{dispute_id:uuid}/files/{file_id:uuid}"): spec(401, 404),
+    ("POST", "/api/v1/contracts/{contract_id:uuid}/reviews"): spec(401, 404, lambda w, who: {"json": {
+        "rating": 5, "ratings": {"quality": 5, "communication": 5, "timeliness": 5}, "comment": "Planted"}}),
+    ("GET", "/api/v1/contracts/{contract_id:uuid}/reviews"): spec(401, 404),
+    ("GET", "/api/v1/users/{user_id:uuid}/reviews"): spec(200, 200),
+    ("POST", "/api/v1/reviews/{review_id:uuid}/reply"): spec(401, 404, lambda w, who: {"json": {
+        "body": "Planted"}}),
     ("POST", "/api/v1/milestones/{milestone_id:uuid}/fund"): spec(401, 404, lambda w, who: {"json": {
         "payment_method": "4242 4242 4242 4242"}}),
     ("POST", "/api/v1/milestones/{milestone_id:uuid}/submit"): spec(401, 404, lambda w, who: {"json": {
@@ -939,6 +947,11 @@ SPECS: dict[tuple[str, str], Spec] = {
         "title": "Planted", "amount": "1"}}),
     ("POST", "/contracts/{contract_id:uuid}/complete"): spec(TO_LOGIN, 404),
     ("POST", "/contracts/{contract_id:uuid}/cancel"): spec(TO_LOGIN, 404),
+    ("POST", "/contracts/{contract_id:uuid}/reviews"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
+        "rating": "5", "quality": "5", "communication": "5", "timeliness": "5", "comment": "Planted"}}),
+    ("POST", "/contracts/{contract_id:uuid}/reviews/{review_id:uuid}/reply"): spec(
+        TO_LOGIN, 404, lambda w, who: {"data": {"body": "Planted"}}),
+    ("GET", "/users/{user_id:uuid}/reviews"): spec(200, 200),
     ("GET", "/disputes/{dispute_id:uuid}"): spec(TO_LOGIN, 404),
     ("POST", "/disputes/{dispute_id:uuid}/evidence"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
         "message": "Planted"}}),

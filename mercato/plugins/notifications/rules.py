@@ -263,6 +263,24 @@ async def message_sent(event: Event, session: AsyncSession) -> list[Draft]:
     ]
 
 
+async def review_published(event: Event, session: AsyncSession) -> list[Draft]:
+    """The person reviewed hears of it once the review is public (both reviews are in, or the
+    review window closed)."""
+    p = event.payload
+    author_id = _id(p, "author_id")
+    author = (await session.scalar(select(User.display_name).where(User.id == author_id))) or "Someone"
+    stars = int(p.get("rating", 0))
+    return [
+        Draft(
+            _id(p, "subject_id"),
+            "contracts",
+            f"{author} reviewed you: {stars} star{'s' if stars != 1 else ''}",
+            f"/contracts/{p['contract_id']}#reviews",
+            str(p.get("comment") or ""),
+        )
+    ]
+
+
 RULES: dict[str, Rule] = {
     "proposal.submitted": proposal_submitted,
     "proposal.shortlisted": proposal_shortlisted,
@@ -294,5 +312,6 @@ RULES: dict[str, Rule] = {
     "contract.completed": contract_ended,
     "contract.cancelled": contract_ended,
     "message.sent": message_sent,
+    "review.published": review_published,
 }
 """Event type → the rule that makes its notifications."""
