@@ -236,3 +236,22 @@ async def test_reputation_shows_on_the_profile_and_ranks_in_search(app: App) -> 
     assert "Top rated" in everyone.text
     too_dear = await app.client.get("/developers", params={"max_rate": "lots"})
     assert too_dear.status_code == 400
+
+
+async def test_reviews_handled_at_once_all_count(app: App) -> None:
+    """Ten reviews of one person handled in ten concurrent transactions: none is lost to another's
+    stale recomputation (PostgreSQL takes a lock per person; SQLite writes one at a time)."""
+    import asyncio
+
+    deal = await completed(app)
+    events = [published(uuid.uuid4(), deal, rating=1 + i % 5) for i in range(10)]
+
+    async def deliver(event: Event) -> None:
+        async with app.site.db.transaction() as session:
+            await handle(event, session)
+
+    await app.on_loop(lambda: asyncio.gather(*(deliver(event) for event in events)))
+    dev = await row(app, deal.dev.id, "developer")
+    assert dev is not None
+    assert dev.rating_count == 10
+    assert dev.rating_avg == 3.0

@@ -185,9 +185,9 @@ async def _start(
         q=" ".join((q or "").split())[:300],
         categories=[slug for slug in dict.fromkeys(category or []) if slug in names.categories],
     )
-    allowed = (sort in SORTS and (sort != "relevance" or browse.q)
-               and (sort != "rating" or path in RATED_PATHS))
-    browse.sort = sort if allowed else browse.default_sort
+    rated = sort != "rating" or path in RATED_PATHS
+    allowed = sort in SORTS and (sort != "relevance" or browse.q) and rated
+    browse.sort = sort if sort and allowed else browse.default_sort
     typed = [slug for slug in skill or [] if slug in names.skills]
     if skills and skills.strip():
         try:

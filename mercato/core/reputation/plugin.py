@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from mercato import hookimpl
 from mercato.core.events import Event, EventHandler, emit
@@ -29,7 +30,19 @@ def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-async def _review(event: Event, session: AsyncSession) -> list[uuid.UUID]:
+async def _one_at_a_time(session: AsyncSession, people: list[uuid.UUID]) -> None:
+    """Recompute each person in one transaction at a time (PostgreSQL advisory locks held until
+    commit, taken in one order): two events handled at once would otherwise each miss the
+    other's uncommitted fact and the later commit would keep a stale count. SQLite write
+    transactions are serial already (``BEGIN IMMEDIATE``)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for user_id in sorted(set(people)):
+        digest = hashlib.blake2b(f"reputation:{user_id}".encode(), digest_size=8).digest()
+        await session.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
+
+
+async def _review(event: Event, session: AsyncSession) -> None:
     payload = event.payload
     review_id = _uuid(payload["review_id"])
     if event.type == "review.published":
@@ -44,15 +57,17 @@ async def _review(event: Event, session: AsyncSession) -> list[uuid.UUID]:
     else:
         await session.execute(update(PublishedRating).where(PublishedRating.review_id == review_id)
                               .values(hidden=event.type == "review.hidden"))
-    return [_uuid(payload["subject_id"])]
 
 
 async def handle(event: Event, session: AsyncSession) -> None:
     """Record what the event tells, then recompute the people it concerns."""
     if event.type in REVIEW_EVENTS:
-        people = await _review(event, session)
+        people = [_uuid(event.payload["subject_id"])]
     else:
         people = [_uuid(event.payload["client_id"]), _uuid(event.payload["developer_id"])]
+    await _one_at_a_time(session, people)
+    if event.type in REVIEW_EVENTS:
+        await _review(event, session)
     for user_id in people:
         for role, values in (await recompute(session, user_id)).items():
             emit(session, Event.of(ReputationChanged(
