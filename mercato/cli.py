@@ -332,7 +332,8 @@ def plugins(obj: SiteContext, as_json: bool) -> None:
     width = max((len(row["id"]) for row in rows), default=4)
     for row in rows:
         kind = "built-in" if row["builtin"] else (row["version"] or "?")
-        click.echo(f"{row['id']:<{width}}  {kind:<10}  {', '.join(row['hooks'])}")
+        note = f"  [{row['note']}]" if row.get("note") else ""
+        click.echo(f"{row['id']:<{width}}  {kind:<10}  {', '.join(row['hooks'])}{note}")
     disabled = obj.settings.plugins.disabled
     if disabled:
         click.echo(f"disabled: {', '.join(disabled)}")

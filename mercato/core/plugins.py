@@ -56,6 +56,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.notifications",
     "mercato.plugins.chat",
     "mercato.plugins.recommendations",
+    "mercato.plugins.semantic_recommendations",
     "mercato.plugins.reviews",
 )
 """Module names of the built-in plugins, in registration order."""
@@ -185,7 +186,8 @@ def plugin_version(pm: pluggy.PluginManager, plugin: object) -> str:
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
-    """One row per loaded plugin: id, version, builtin flag and the hooks it implements."""
+    """One row per loaded plugin: id, version, builtin flag, the hooks it implements and a note
+    (a module's ``UNAVAILABLE``: why a plugin that needs an optional package does nothing)."""
     rows = []
     for plugin_id, plugin in pm.list_name_plugin():
         if plugin is None:
@@ -197,6 +199,7 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[dict[str, Any]]:
                 "version": plugin_version(pm, plugin),
                 "builtin": getattr(plugin, "__name__", "").startswith("mercato."),
                 "hooks": hooks,
+                "note": getattr(plugin, "UNAVAILABLE", None),
             }
         )
     return rows
@@ -381,8 +384,8 @@ class Plugins:
                 log.exception("on_shutdown hook failed", plugin=impl.plugin_name)
 
     async def seed_demo_data(self, site: Any) -> None:
-        """Let each plugin add its demo data, in registration order (core domains first)."""
-        for impl in reversed(self.pm.hook.seed_demo_data.get_hookimpls()):
+        """Let each plugin add its demo data, in registration order (built-ins first)."""
+        for impl in self.pm.hook.seed_demo_data.get_hookimpls():
             try:
                 await _run_impl(impl, site=site)
             except Exception as exc:

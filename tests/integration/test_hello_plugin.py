@@ -247,7 +247,7 @@ async def test_migrations_create_exactly_the_modelled_schema_and_downgrade_alone
     try:
         heads = {CORE_HEAD, "search_sql_0003", "sandbox_payments_0002", "disputes_0001", "notifications_0001",
                  "chat_0003", "reviews_0001", "hello_0001",
-                 "recommendations_0001"}
+                 "recommendations_0001", "semantic_recommendations_0001"}
         assert set(migrate.heads(site)) == heads
 
         await migrate.upgrade_async(site)

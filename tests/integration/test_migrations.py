@@ -71,7 +71,8 @@ def test_core_branch_has_a_single_head(make_settings: Any) -> None:
     # core + the built-in plugins with tables of their own
     assert sorted(migrate.heads(site)) == sorted([CORE_HEAD, "search_sql_0003", "sandbox_payments_0002",
                                                    "disputes_0001", "notifications_0001", "chat_0003",
-                                                   "reviews_0001", "recommendations_0001"])
+                                                   "reviews_0001", "recommendations_0001",
+                                                   "semantic_recommendations_0001"])
 
 
 

@@ -243,3 +243,57 @@ async def test_failing_startup_names_the_plugin_and_shutdown_failures_are_isolat
     await site.plugins.on_shutdown(site)
     assert cleaned == ["tidy"]
     assert "on_shutdown hook failed" in caplog.text
+
+
+async def test_demo_data_hooks_run_in_order_and_a_failure_names_its_plugin(make_settings: Any) -> None:
+    seeded: list[str] = []
+
+    class Reviews:
+        @hookimpl
+        async def seed_demo_data(self, site: Any) -> None:
+            seeded.append("reviews")
+
+    class Chat:
+        @hookimpl
+        def seed_demo_data(self) -> None:
+            seeded.append("chat")
+
+    class Broken:
+        @hookimpl
+        def seed_demo_data(self) -> None:
+            raise RuntimeError("no demo for you")
+
+    settings = make_settings()
+    site = Site(settings, pm=build_plugin_manager(settings, builtins=(), extra=[("reviews", Reviews()),
+                                                                              ("chat", Chat())]))
+    await site.plugins.seed_demo_data(site)
+    assert seeded == ["reviews", "chat"]
+    broken = Site(settings, pm=build_plugin_manager(settings, builtins=(), extra=[("broken", Broken())]))
+    with pytest.raises(PluginError, match="`broken` failed in `seed_demo_data`: RuntimeError: no demo"):
+        await broken.plugins.seed_demo_data(broken)
+
+
+def test_report_subjects_are_collected_by_kind_and_a_kind_is_claimed_once(make_settings: Any) -> None:
+    from mercato.core.moderation import ReportSubject
+
+    async def describe(session: Any, subject_id: Any, viewer_id: Any) -> None:
+        return None
+
+    async def hide(session: Any, subject_id: Any, hidden: bool) -> None:
+        return None
+
+    class Gigs:
+        def __init__(self, kind: str) -> None:
+            self.kind = kind
+
+        @hookimpl
+        def register_report_subjects(self, site: Any) -> list[ReportSubject]:
+            return [ReportSubject(kind=self.kind, label="a gig", describe=describe, hide=hide)]
+
+    settings = make_settings()
+    site = Site(settings, pm=build_plugin_manager(settings, builtins=(), extra=[("gigs", Gigs("gig"))]))
+    assert list(site.plugins.report_subjects(site)) == ["gig"]
+    clash = Site(settings, pm=build_plugin_manager(settings, builtins=(), extra=[
+        ("gigs", Gigs("gig")), ("more_gigs", Gigs("gig"))]))
+    with pytest.raises(PluginError, match="two plugins register the report subject `gig`"):
+        clash.plugins.report_subjects(clash)
