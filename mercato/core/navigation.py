@@ -16,3 +16,5 @@ class NavItem(msgspec.Struct, frozen=True, kw_only=True):
     """Where it points (a path on this site)."""
     order: int = 100
     """Lower comes first."""
+    role: str | None = None
+    """Shown only to people with this role (e.g. ``admin``); None: to everyone."""

@@ -55,6 +55,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "mercato.plugins.disputes",
     "mercato.plugins.notifications",
     "mercato.plugins.chat",
+    "mercato.plugins.admin",
     "mercato.plugins.recommendations",
     "mercato.plugins.semantic_recommendations",
     "mercato.plugins.reviews",
@@ -254,6 +255,10 @@ class Plugins:
                 self._settings[plugin_id] = msgspec.convert(table, schema, strict=False)
             except msgspec.ValidationError as exc:
                 raise plugin_config_error(plugin_id, exc, source) from None
+
+    def replace_settings(self, plugin_id: str, settings: Any) -> None:
+        """Swap ``plugin_id``'s validated settings (admins' overrides stored in the database)."""
+        self._settings[plugin_id] = settings
 
     def settings_for(self, plugin_id: str) -> Any:
         """The validated settings Struct of ``plugin_id`` (see ``register_settings``)."""

@@ -198,6 +198,13 @@ class PaymentsSettings(_Section):
     """How long an ``Idempotency-Key`` and its stored response are kept."""
 
 
+class ModerationSettings(_Section):
+    """``[moderation]``: what admins check before others see it."""
+
+    require_listing_approval: bool = False
+    """Publishing a service listing waits for an admin's approval."""
+
+
 class PluginsSettings(_Section):
     """``[plugins]``: which plugins run; ``[plugins.<id>]`` tables configure one each."""
 
@@ -220,6 +227,7 @@ class Settings(_Section):
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     accounts: AccountsSettings = msgspec.field(default_factory=AccountsSettings)
     mail: MailSettings = msgspec.field(default_factory=MailSettings)
+    moderation: ModerationSettings = msgspec.field(default_factory=ModerationSettings)
     uploads: UploadsSettings = msgspec.field(default_factory=UploadsSettings)
     payments: PaymentsSettings = msgspec.field(default_factory=PaymentsSettings)
     plugins: PluginsSettings = msgspec.field(default_factory=PluginsSettings)

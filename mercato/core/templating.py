@@ -93,6 +93,10 @@ class Templates:
         context.update(
             await self.site.plugins.extra_template_vars(self.site, request, template_name)
         )
+        user = context.get("current_user")
+        roles: frozenset[str] = getattr(user, "roles", frozenset())
+        context["nav_items"] = [item for item in context["nav_items"]
+                                if getattr(item, "role", None) is None or item.role in roles]
         return context
 
     async def page(

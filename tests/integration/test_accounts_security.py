@@ -299,9 +299,9 @@ async def test_suspend_and_reinstate(app: App) -> None:
     eve_browser = await Browser.signed_in(app, eve.email)
     suspend, reinstate = f"{API}/admin/users/{eve.id}/suspend", f"{API}/admin/users/{eve.id}/reinstate"
 
-    # the admin API does not exist for others
-    assert_problem(await app.client.post(suspend, headers=bob.auth, json={"reason": "Spam"}), 404)
-    assert_problem(await app.client.post(reinstate, headers=bob.auth), 404)
+    # the admin API is forbidden to others
+    assert_problem(await app.client.post(suspend, headers=bob.auth, json={"reason": "Spam"}), 403)
+    assert_problem(await app.client.post(reinstate, headers=bob.auth), 403)
     assert_problem(await app.client.post(suspend, json={"reason": "Spam"}), 401)
     assert (await app.client.get(f"{API}/me", headers=eve.auth)).status_code == 200, "Bob changed nothing"
 
@@ -597,6 +597,7 @@ FILLABLE = {"user_id": "a_id", "item_id": "a_item", "project_id": "a_project", "
             "contract_id": "a_contract", "service_id": "a_service", "attachment_id": "a_attachment",
             "milestone_id": "a_milestone", "gateway_id": "gateway", "file_id": "a_contract_file",
             "dispute_id": "a_dispute", "payout_method_id": "a_payout_method",
+            "report_id": "a_report", "listing_id": "a_service",
             "transaction_id": "a_transaction", "notification_id": "a_notification",
             "conversation_id": "a_conversation", "message_id": "a_message", "review_id": "a_review"}
 """Path parameters the walk knows, and which of A's ids goes in."""
@@ -616,6 +617,7 @@ class World:
     a_contract_file: str = ""
     """A file A uploaded to A's contract."""
     a_dispute: str = ""
+    a_report: str = ""
     """A's dispute over the first milestone of A's contract (funded with a test card)."""
     a_notification: str = ""
     """A's notification of C's proposal."""
@@ -742,9 +744,29 @@ SPECS: dict[tuple[str, str], Spec] = {
         "title": "Hijacked"}}),
     ("DELETE", "/api/v1/portfolio/{item_id:uuid}"): spec(401, 404),
     ("POST", "/api/v1/portfolio/{item_id:uuid}/images"): spec(401, 404, _png("file")),
-    ("POST", "/api/v1/admin/users/{user_id:uuid}/suspend"): spec(401, 404, lambda w, who: {"json": {
+    ("POST", "/api/v1/admin/users/{user_id:uuid}/suspend"): spec(401, 403, lambda w, who: {"json": {
         "reason": "Stranger"}}),
-    ("POST", "/api/v1/admin/users/{user_id:uuid}/reinstate"): spec(401, 404),
+    ("POST", "/api/v1/admin/users/{user_id:uuid}/reinstate"): spec(401, 403),
+    # -- API: moderation and the admin plugin (admins only: 403 for everyone else)
+    ("POST", "/api/v1/reports"): spec(401, 201, lambda w, who: {"json": {
+        "subject_type": "profile", "subject_id": w.a_id, "reason": "spam"}}),
+    ("GET", "/api/v1/admin/stats"): spec(401, 403),
+    ("GET", "/api/v1/admin/users"): spec(401, 403),
+    ("GET", "/api/v1/admin/users/{user_id:uuid}"): spec(401, 403),
+    ("POST", "/api/v1/admin/users/{user_id:uuid}/verify"): spec(401, 403),
+    ("PUT", "/api/v1/admin/users/{user_id:uuid}/roles"): spec(401, 403, lambda w, who: {"json": {
+        "roles": ["admin"]}}),
+    ("GET", "/api/v1/admin/reports"): spec(401, 403),
+    ("POST", "/api/v1/admin/reports/{report_id:uuid}/decide"): spec(401, 403, lambda w, who: {"json": {
+        "action": "dismiss"}}),
+    ("GET", "/api/v1/admin/listings"): spec(401, 403),
+    ("POST", "/api/v1/admin/listings/{listing_id:uuid}/approve"): spec(401, 403),
+    ("POST", "/api/v1/admin/listings/{listing_id:uuid}/reject"): spec(401, 403, lambda w, who: {"json": {
+        "reason": "Planted"}}),
+    ("GET", "/api/v1/admin/settings"): spec(401, 403),
+    ("PUT", "/api/v1/admin/settings"): spec(401, 403, lambda w, who: {"json": {
+        "payments.developer_fee_percent": 0}}),
+    ("GET", "/api/v1/admin/audit"): spec(401, 403),
     # -- theme pages
     ("GET", "/users/{user_id:uuid}"): spec(200, 200),
     ("GET", "/settings"): spec(TO_LOGIN, 303),
@@ -822,8 +844,8 @@ SPECS: dict[tuple[str, str], Spec] = {
     ("GET", "/api/v1/disputes/{dispute_id:uuid}"): spec(401, 404),
     ("POST", "/api/v1/disputes/{dispute_id:uuid}/evidence"): spec(401, 404, lambda w, who: {"json": {
         "message": "Planted"}}),
-    ("GET", "/api/v1/admin/disputes"): spec(401, 404),
-    ("POST", "/api/v1/admin/disputes/{dispute_id:uuid}/resolve"): spec(401, 404, lambda w, who: {"json": {
+    ("GET", "/api/v1/admin/disputes"): spec(401, 403),
+    ("POST", "/api/v1/admin/disputes/{dispute_id:uuid}/resolve"): spec(401, 403, lambda w, who: {"json": {
         "developer_amount": 0, "note": "Planted"}}),
     ("GET", "/api/v1/disputes/{dispute_id:uuid}/files/{file_id:uuid}"): spec(401, 404),
     ("POST", "/api/v1/contracts/{contract_id:uuid}/reviews"): spec(401, 404, lambda w, who: {"json": {
@@ -957,7 +979,22 @@ SPECS: dict[tuple[str, str], Spec] = {
         "message": "Planted"}}),
     ("POST", "/disputes/{dispute_id:uuid}/resolve"): spec(TO_LOGIN, 404, lambda w, who: {"data": {
         "developer_amount": "0", "note": "Planted"}}),
-    ("GET", "/admin/disputes"): spec(TO_LOGIN, 404),
+    ("GET", "/admin/disputes"): spec(TO_LOGIN, 403),
+    ("GET", "/admin"): spec(TO_LOGIN, 403),
+    ("GET", "/admin/users"): spec(TO_LOGIN, 403),
+    ("GET", "/admin/users/{user_id:uuid}"): spec(TO_LOGIN, 403),
+    ("POST", "/admin/users/{user_id:uuid}"): spec(TO_LOGIN, 403, lambda w, who: {"data": {
+        "action": "suspend", "reason": "Planted"}}),
+    ("GET", "/admin/reports"): spec(TO_LOGIN, 403),
+    ("POST", "/admin/reports/{report_id:uuid}"): spec(TO_LOGIN, 403, lambda w, who: {"data": {
+        "action": "dismiss"}}),
+    ("GET", "/admin/listings"): spec(TO_LOGIN, 403),
+    ("POST", "/admin/listings/{listing_id:uuid}"): spec(TO_LOGIN, 403, lambda w, who: {"data": {
+        "action": "approve"}}),
+    ("GET", "/admin/settings"): spec(TO_LOGIN, 403),
+    ("POST", "/admin/settings"): spec(TO_LOGIN, 403, lambda w, who: {"data": {
+        "payments.developer_fee_percent": "0"}}),
+    ("GET", "/admin/audit"): spec(TO_LOGIN, 403),
 }
 
 
@@ -1049,6 +1086,8 @@ async def _a_market(app: App, world: World) -> None:
     service = await created("services", service_body(title="I will build Alice's secret service"))
     assert service["status"] == "draft"
     world.a_service = service["id"]
+    world.a_report = (await created("reports", {"subject_type": "profile", "subject_id": c.id,
+                                                "reason": "spam"}))["id"]
 
 
 async def test_stranger_walk(apps: Apps) -> None:

@@ -237,15 +237,15 @@ async def test_an_admin_splits_a_dispute_60_40(app: App) -> None:
     )
     assert answered["responded_at"]
     assert_problem(await app.client.post(f"{url}/evidence", headers=deal.owner.auth, json={}), 409)
-    # the admin API does not exist for the parties; a stranger sees nothing
+    # the admin API is forbidden to the parties; a stranger sees nothing
     resolve = f"{API}/admin/disputes/{dispute['id']}/resolve"
     assert_problem(
         await app.client.post(
             resolve, headers=deal.owner.auth, json={"developer_amount": 40_000, "note": "Mine"}
         ),
-        404,
+        403,
     )
-    assert_problem(await app.client.get(f"{API}/admin/disputes", headers=deal.owner.auth), 404)
+    assert_problem(await app.client.get(f"{API}/admin/disputes", headers=deal.owner.auth), 403)
     stranger = await client(app, "Stranger")
     assert_problem(await app.client.get(url, headers=stranger.auth), 404)
     assert_problem(

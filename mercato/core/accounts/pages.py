@@ -23,7 +23,7 @@ from markupsafe import Markup
 from mercato.core.accounts.middleware import csrf_cookie, expired_session_cookie, principal_of
 from mercato.core.accounts.models import UserStatus
 from mercato.core.accounts.oauth import safe_next
-from mercato.core.accounts.profiles import MAX_PORTFOLIO_ITEMS, ProfileService
+from mercato.core.accounts.profiles import MAX_PORTFOLIO_ITEMS, ProfileService, withhold_if_hidden
 from mercato.core.accounts.routes import current_user, limit_mail
 from mercato.core.accounts.services import SIGNUP_ROLES, AccountService
 from mercato.core.ratelimit import RateLimited
@@ -155,8 +155,10 @@ async def public_profile(request: AnyRequest, user_id: FromPath[uuid.UUID],
         user = await AccountService(site).get_user(session, user_id)
         if user.status != UserStatus.ACTIVE:
             raise NotFoundException("No such user.")
-        person = await profiles.public_user(session, user)
+        person = await withhold_if_hidden(session, await profiles.public_user(session, user))
         page = await profiles.list_portfolio(session, user.id, limit=MAX_PORTFOLIO_ITEMS, cursor=None)
+        if person.hidden:
+            page.items = []
     principal = principal_of(request)
     profile = person.profile
     return await render(request, site, "profile.html", {

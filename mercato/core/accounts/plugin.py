@@ -6,21 +6,28 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import click
+from sqlalchemy import select
 
 from mercato import hookimpl
+from mercato.core.accounts.events import ProfileUpdated
 from mercato.core.accounts.middleware import auth_middleware, cookie_principal, csrf_token_for
-from mercato.core.accounts.models import ACCOUNT_MODELS, User
+from mercato.core.accounts.models import ACCOUNT_MODELS, Profile, User, UserSkill, UserStatus
 from mercato.core.accounts.oauth import OAUTH_ROUTES
 from mercato.core.accounts.pages import PAGE_ROUTES
 from mercato.core.accounts.profiles import sync_skills
 from mercato.core.accounts.routes import API_CONTROLLERS
 from mercato.core.accounts.sessions import runtime_of
+from mercato.core.db import utcnow
+from mercato.core.events import Event, emit
+from mercato.core.moderation.subjects import ReportedItem, ReportSubject, excerpt
 
 if TYPE_CHECKING:
     from litestar import Request
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from mercato.core.site import Site
 
@@ -180,3 +187,33 @@ def _plain(exc: Exception) -> str:
     if isinstance(extra, list) and extra and isinstance(extra[0], dict):
         return f"{extra[0].get('key')}: {extra[0].get('message')}"
     return str(getattr(exc, "detail", "") or exc)
+
+
+@hookimpl
+def register_report_subjects(site: Site) -> list[ReportSubject]:
+    """``profile``: a person's public profile; hiding it leaves only their name."""
+
+    async def describe(session: AsyncSession, user_id: uuid.UUID, viewer_id: uuid.UUID | None
+                       ) -> ReportedItem | None:
+        user = await session.get(User, user_id)
+        if user is None or user.status == UserStatus.DELETED:
+            return None
+        if viewer_id is not None and user.status != UserStatus.ACTIVE:
+            return None
+        profile = await session.get(Profile, user_id)
+        text = " — ".join(part for part in (profile.headline, profile.bio) if part) if profile else ""
+        return ReportedItem(owner_id=user.id, title=user.display_name, excerpt=excerpt(text),
+                            url=f"/users/{user.id}",
+                            hidden=profile is not None and profile.hidden_at is not None)
+
+    async def hide(session: AsyncSession, user_id: uuid.UUID, hidden: bool) -> None:
+        profile = await session.get(Profile, user_id)
+        if profile is None:
+            profile = Profile(user_id=user_id)
+            session.add(profile)
+        profile.hidden_at = utcnow() if hidden else None
+        skills = await session.scalars(
+            select(UserSkill.skill_slug).where(UserSkill.user_id == user_id).order_by(UserSkill.position))
+        emit(session, Event.of(ProfileUpdated(user_id=user_id, skills=list(skills))))
+
+    return [ReportSubject(kind="profile", label="a profile", describe=describe, hide=hide)]

@@ -307,3 +307,15 @@ class ProfileService:
                               "remove one first.")
         item.images = [*item.images, {"key": key, "width": width, "height": height}]
         item.updated_at = utcnow()
+
+
+async def withhold_if_hidden(session: AsyncSession, person: schemas.PublicUser) -> schemas.PublicUser:
+    """``person`` with only the name left when moderators hid the profile."""
+    profile = await session.get(Profile, person.id)
+    if profile is None or profile.hidden_at is None:
+        return person
+    blank = msgspec.structs.replace(
+        person.profile, headline="", bio="", bio_html="", skills=[], hourly_rate=None, location="",
+        timezone="", languages=[], github_url="", website_url="", avatar_url=None,
+    )
+    return msgspec.structs.replace(person, profile=blank, reputation={}, hidden=True)

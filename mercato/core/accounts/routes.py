@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.core.accounts import schemas
 from mercato.core.accounts.middleware import principal_of
 from mercato.core.accounts.models import User, UserStatus
-from mercato.core.accounts.profiles import ProfileService
+from mercato.core.accounts.profiles import ProfileService, withhold_if_hidden
 from mercato.core.accounts.services import AccountService
 from mercato.core.accounts.sessions import Principal, limiter_of
 from mercato.core.images import store_image
+from mercato.core.moderation.audit import record
 from mercato.core.pagination import DEFAULT_LIMIT, Cursor, Limit
 from mercato.core.ratelimit import client_address
 from mercato.core.site import Site
@@ -217,7 +218,7 @@ class UsersController(Controller):
             user = await AccountService(site).get_user(session, user_id)
             if user.status != UserStatus.ACTIVE:
                 raise NotFoundException("No such user.")
-            return await ProfileService(site).public_user(session, user)
+            return await withhold_if_hidden(session, await ProfileService(site).public_user(session, user))
 
     @get("/users/{user_id:uuid}/portfolio", summary="A person's portfolio, newest first")
     async def list_portfolio(self, user_id: FromPath[uuid.UUID], site: NamedDependency[Site],
@@ -299,7 +300,7 @@ class AdminUsersController(Controller):
                             user_id: uuid.UUID) -> tuple[User, User]:
         admin = await current_user(request, session, site)
         if not admin.is_admin:
-            raise NotFoundException()  # the admin API does not exist for others
+            raise PermissionDeniedException("Administrators only.")
         target = await session.get(User, user_id)
         if target is None or target.status == UserStatus.DELETED:
             raise NotFoundException("No such user.")
@@ -313,6 +314,7 @@ class AdminUsersController(Controller):
             if target.id == admin.id:
                 raise PermissionDeniedException("You cannot suspend yourself.")
             await AccountService(site).suspend(session, target, reason=data.reason, actor_id=admin.id)
+            record(session, admin.id, "user.suspend", "user", target.id, reason=data.reason)
         return schemas.Message(message=f"{target.display_name} is suspended.")
 
     @post("/{user_id:uuid}/reinstate", status_code=200, summary="Lift a suspension")
@@ -321,6 +323,7 @@ class AdminUsersController(Controller):
         async with site.db.transaction() as session:
             admin, target = await self._admin_target(request, session, site, user_id)
             await AccountService(site).reinstate(session, target, actor_id=admin.id)
+            record(session, admin.id, "user.reinstate", "user", target.id)
         return schemas.Message(message=f"{target.display_name} is active again.")
 
 

@@ -256,7 +256,7 @@ CARD_ROWS = select(
     _PROJECTS.id, _PROJECTS.client_id, _PROJECTS.title, _PROJECTS.status, _PROJECTS.visibility,
     _PROJECTS.category_slug, _PROJECTS.skills, _PROJECTS.budget_type, _PROJECTS.budget_min,
     _PROJECTS.budget_max, _PROJECTS.currency, _PROJECTS.proposal_count, _PROJECTS.published_at,
-    _PROJECTS.created_at, _PROJECTS.updated_at,
+    _PROJECTS.created_at, _PROJECTS.updated_at, _PROJECTS.hidden_at,
 ).where(_PROJECTS.id.in_(bindparam("ids", expanding=True)))
 """What a card's cache key and the access check need: everything but the text. Built once
 (a Core statement, its cache key computed once)."""

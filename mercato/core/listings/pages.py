@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 TIERS = {"basic": "Basic", "standard": "Standard", "premium": "Premium"}
 SERVICE_STATUS_LABELS = {
     "draft": "Draft",
+    "pending_approval": "Waiting for approval",
     "published": "Published",
     "paused": "Paused",
     "archived": "Archived",
@@ -88,7 +89,6 @@ DELIVERY_FILTERS = (
     ("14", "Up to 14 days"),
     ("30", "Up to 30 days"),
 )
-MAX_FAQ_ROWS = 3
 RATING_FILTERS = (
     ("", "Any rating"),
     ("4.5", "4.5 and up"),
@@ -96,6 +96,7 @@ RATING_FILTERS = (
     ("3", "3 and up"),
 )
 """The developer's average rating a service's card must reach."""
+MAX_FAQ_ROWS = 3
 MAX_REQUIREMENT_ROWS = 3
 MAX_PRICE_MINOR = 10_000_000_00
 PAGE_SIZE = 20
@@ -105,6 +106,7 @@ PACKAGE_FIELDS = ("name", "price", "days", "revisions", "features")
 _NOTICES = {
     "draft": ("success", "Saved as a draft. Only you can see it until you publish it."),
     "published": ("success", "Your service is published: clients can find and order it now."),
+    "submitted": ("success", "Sent for approval: an administrator checks it before clients can see it."),
     "paused": ("success", "The service is paused: it is hidden and takes no orders until you resume it."),
     "resumed": ("success", "The service is published again."),
     "archived": ("success", "The service is archived for good. Past orders keep their contracts."),
@@ -819,6 +821,8 @@ async def _service_action(request: AnyRequest, site: Site, listing_id: uuid.UUID
             request, site, listing_id, notices=[("error", message)], status_code=exc.status_code
         )
     done = {"publish": "published", "pause": "paused", "resume": "resumed", "archive": "archived"}[action]
+    if action == "publish" and site.settings.moderation.require_listing_approval:
+        done = "submitted"
     return redirect(f"/services/{listing_id}?done={done}")
 
 

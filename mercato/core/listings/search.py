@@ -1,4 +1,5 @@
-"""Services as search documents: only published services of active developers can be found."""
+"""Services as search documents: only published services of active developers, not hidden by
+moderators, can be found."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from sqlalchemy import Select, select
 
 from mercato.core.accounts.models import Skill, User, UserStatus
 from mercato.core.listings.models import Listing, ListingPackage, ListingStatus
-from mercato.core.search import SearchDocument
 from mercato.core.reputation.models import reputation_of
+from mercato.core.search import SearchDocument
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,8 @@ def service_ids() -> Select[uuid.UUID]:
     return (
         select(Listing.id)
         .join(User, User.id == Listing.developer_id)
-        .where(Listing.status == ListingStatus.PUBLISHED, User.status == UserStatus.ACTIVE)
+        .where(Listing.status == ListingStatus.PUBLISHED, Listing.hidden_at.is_(None),
+               User.status == UserStatus.ACTIVE)
         .order_by(Listing.created_at, Listing.id)
     )
 
@@ -50,6 +52,7 @@ async def service_documents(session: AsyncSession, ids: Sequence[uuid.UUID]) -> 
                 .where(
                     Listing.id.in_(list(ids)),
                     Listing.status == ListingStatus.PUBLISHED,
+                    Listing.hidden_at.is_(None),
                     User.status == UserStatus.ACTIVE,
                 )
             )
@@ -67,14 +70,14 @@ async def service_documents(session: AsyncSession, ids: Sequence[uuid.UUID]) -> 
         if slugs
         else {}
     )
+    reputations = await reputation_of(session, {listing.developer_id for listing in listings})
     documents = []
     for listing in listings:
         own = packages[listing.id]
-    reputations = await reputation_of(session, {listing.developer_id for listing in listings})
+        reputation = reputations.get(listing.developer_id)
         package_text = [
             " ".join(part for part in (p.name, p.description, " ".join(p.features)) if part) for p in own
         ]
-        reputation = reputations.get(listing.developer_id)
         documents.append(
             SearchDocument(
                 kind="service",
@@ -95,9 +98,9 @@ async def service_documents(session: AsyncSession, ids: Sequence[uuid.UUID]) -> 
                 price_min=min((p.price for p in own), default=None),
                 price_max=max((p.price for p in own), default=None),
                 delivery_days=min((p.delivery_days for p in own), default=None),
+                rating=reputation.rating_avg if reputation else None,
                 created_at=listing.published_at or listing.created_at,
                 owner_id=listing.developer_id,
             )
-                rating=reputation.rating_avg if reputation else None,
         )
     return documents

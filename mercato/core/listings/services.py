@@ -58,10 +58,11 @@ class ListingService:
 
     # -- who may see and do what -------------------------------------------------
     async def can_view(self, session: AsyncSession, listing: Listing, user_id: uuid.UUID | None) -> bool:
-        """The owner sees every status; anyone else only published listings of active developers."""
+        """The owner sees every status; anyone else only published listings of active developers
+        that moderators have not hidden."""
         if user_id is not None and listing.developer_id == user_id:
             return True
-        if listing.status != ListingStatus.PUBLISHED:
+        if listing.status != ListingStatus.PUBLISHED or listing.hidden_at is not None:
             return False
         developer = await session.get(User, listing.developer_id)
         return developer is not None and developer.status == UserStatus.ACTIVE
@@ -369,19 +370,50 @@ class ListingService:
         three packages and content no plugin rejects."""
         if listing.status == ListingStatus.PAUSED:
             raise InvalidTransition("This service is paused; resume it instead.")
+        if listing.status == ListingStatus.PENDING_APPROVAL:
+            raise InvalidTransition("This service is waiting for an administrator's approval.")
         check_transition(listing.status, ListingStatus.PUBLISHED, LISTING_TRANSITIONS, "service")
         self.accounts.require_verified(developer)
         await self._check_publishable(session, listing)
         if not content_checked:
             await self.check_content(session, listing)
+        listing.rejection_reason = None
+        if self.site.settings.moderation.require_listing_approval:
+            listing.status = ListingStatus.PENDING_APPROVAL  # an admin publishes it (``approve``)
+            return
+        await self._publish_now(session, listing, actor_id=developer.id)
+
+    async def _publish_now(self, session: AsyncSession, listing: Listing, *, actor_id: uuid.UUID) -> None:
         listing.status = ListingStatus.PUBLISHED
         listing.published_at = utcnow()
         emit(
             session,
             Event.of(
                 events.ServicePublished(listing_id=listing.id, developer_id=listing.developer_id),
-                actor_id=developer.id,
+                actor_id=actor_id,
             ),
+        )
+
+    async def approve(self, session: AsyncSession, listing: Listing, admin_id: uuid.UUID) -> None:
+        """pending_approval → published (an admin's decision)."""
+        if listing.status != ListingStatus.PENDING_APPROVAL:
+            raise InvalidTransition(f"This service is {listing.status}: only pending ones can be approved.")
+        await self._publish_now(session, listing, actor_id=admin_id)
+
+    async def reject(self, session: AsyncSession, listing: Listing, reason: str) -> None:
+        """pending_approval → draft, with the admin's reason for its developer."""
+        if listing.status != ListingStatus.PENDING_APPROVAL:
+            raise InvalidTransition(f"This service is {listing.status}: only pending ones can be rejected.")
+        listing.status = ListingStatus.DRAFT
+        listing.rejection_reason = reason
+
+    async def set_hidden(self, session: AsyncSession, listing: Listing, hidden: bool) -> None:
+        """Moderators hide it from everyone but its developer (or show it again); search
+        follows through ``service.updated``."""
+        listing.hidden_at = utcnow() if hidden else None
+        emit(
+            session,
+            Event.of(events.ServiceUpdated(listing_id=listing.id, developer_id=listing.developer_id)),
         )
 
     async def pause(self, session: AsyncSession, listing: Listing) -> None:
@@ -447,6 +479,7 @@ class ListingService:
                 await session.execute(select(User.id, User.display_name).where(User.id.in_(developer_ids)))
             ).all()
         )
+        reputations = await reputation_of(session, developer_ids)
         storage = self.site.plugins.storage(self.site)
         items = []
         for listing in listings:
@@ -457,6 +490,7 @@ class ListingService:
                     id=listing.id,
                     developer_id=listing.developer_id,
                     developer_name=names.get(listing.developer_id, "Deleted user"),
+                    developer_reputation=ReputationOut.of(reputations.get(listing.developer_id)),
                     title=listing.title,
                     description=listing.description,
                     description_html=listing.description_html or str(render_markdown(listing.description)),
@@ -479,7 +513,6 @@ class ListingService:
                     addons=[
                         schemas.AddonOut(
                             id=a.id,
-        reputations = await reputation_of(session, developer_ids)
                             kind=a.kind,
                             title=a.title,
                             price=a.price,
@@ -490,7 +523,6 @@ class ListingService:
                         for a in addons[listing.id]
                     ],
                     faq=[schemas.FaqOut(question=f["question"], answer=f["answer"]) for f in listing.faq],
-                    developer_reputation=ReputationOut.of(reputations.get(listing.developer_id)),
                     requirements=list(listing.requirements),
                     gallery=[
                         schemas.GalleryImage(
@@ -506,6 +538,8 @@ class ListingService:
                     created_at=listing.created_at,
                     updated_at=listing.updated_at,
                     published_at=listing.published_at,
+                    hidden=listing.hidden_at is not None,
+                    rejection_reason=listing.rejection_reason if viewer == listing.developer_id else None,
                     is_owner=viewer == listing.developer_id,
                 )
             )
@@ -531,7 +565,8 @@ class ListingService:
         query = (
             select(Listing)
             .join(User, User.id == Listing.developer_id)
-            .where(Listing.status == ListingStatus.PUBLISHED, User.status == UserStatus.ACTIVE)
+            .where(Listing.status == ListingStatus.PUBLISHED, Listing.hidden_at.is_(None),
+                   User.status == UserStatus.ACTIVE)
         )
         if categories:
             query = query.where(Listing.category_slug.in_(await expand_categories(session, categories)))

@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
+def excerpt(text: str, limit: int = 300) -> str:
+    """``text`` on one line, cut at ``limit`` characters (for :attr:`ReportedItem.excerpt`)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
 @dataclass(frozen=True)
 class ReportedItem:
     """What an admin sees of reported content."""

@@ -101,6 +101,8 @@ class ProjectOut(msgspec.Struct, kw_only=True, tag_field="kind", tag="project"):
     """Your live or past proposal on this project (developers)."""
     attachments: list[AttachmentOut] = msgspec.field(default_factory=list)
     """Files the client attached (briefs, mock-ups, specs)."""
+    hidden: bool = False
+    """Hidden by moderators: only its client (and admins) see it."""
 
 
 class ProjectPage(msgspec.Struct, kw_only=True):

@@ -1,4 +1,4 @@
-"""Projects as search documents: only open, public projects can be found."""
+"""Projects as search documents: only open, public projects moderators have not hidden can be found."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ PROJECT_EVENTS = ("project.published", "project.updated", "project.hired", "proj
 
 
 def is_findable(project: Project) -> bool:
-    return project.status == ProjectStatus.OPEN and project.visibility == "public"
+    return (project.status == ProjectStatus.OPEN and project.visibility == "public"
+            and project.hidden_at is None)
 
 
 async def project_documents(session: AsyncSession, ids: list[uuid.UUID]) -> list[SearchDocument]:
@@ -58,5 +59,6 @@ async def project_documents(session: AsyncSession, ids: list[uuid.UUID]) -> list
 
 def project_ids() -> Select[uuid.UUID]:
     """A query for the id of every findable project, oldest first (for a full reindex)."""
-    return (select(Project.id).where(Project.status == ProjectStatus.OPEN, Project.visibility == "public")
+    return (select(Project.id).where(Project.status == ProjectStatus.OPEN, Project.visibility == "public",
+                                     Project.hidden_at.is_(None))
             .order_by(Project.published_at, Project.id))

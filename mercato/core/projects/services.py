@@ -51,6 +51,8 @@ class Viewable(Protocol):
     def visibility(self) -> str: ...
     @property
     def published_at(self) -> datetime | None: ...
+    @property
+    def hidden_at(self) -> datetime | None: ...
 
 
 MAX_BUDGET_SPREAD = 100
@@ -68,11 +70,13 @@ class ProjectService:
     # -- who may see and do what -------------------------------------------------
     async def can_view(self, session: AsyncSession, project: Viewable, user_id: uuid.UUID | None) -> bool:
         """Drafts: the owner. Invite-only: the owner, invited developers and bidders.
-        Everything else that was ever published: anyone."""
+        Everything else that was ever published: anyone. Hidden by moderators: the owner only."""
         if user_id is not None and project.client_id == user_id:
             return True
         if project.status == ProjectStatus.DRAFT or project.published_at is None:
             return False  # never published (a draft, or a cancelled draft)
+        if project.hidden_at is not None:
+            return False
         if project.visibility == "public":
             return True
         if user_id is None:
@@ -325,6 +329,7 @@ class ProjectService:
                 is_owner=viewer == project.client_id,
                 my_proposal_id=None if viewer == project.client_id else mine.get(project.id),
                 attachments=attached.get(project.id, []),
+                hidden=project.hidden_at is not None,
             )
             for project in projects
         ]
@@ -341,7 +346,8 @@ class ProjectService:
         cursor: str | None,
     ) -> schemas.ProjectPage:
         """Open public projects, newest first (text search is ``/api/v1/search``)."""
-        query = select(Project).where(Project.status == ProjectStatus.OPEN, Project.visibility == "public")
+        query = select(Project).where(Project.status == ProjectStatus.OPEN, Project.visibility == "public",
+                                      Project.hidden_at.is_(None))
         if categories:
             query = query.where(Project.category_slug.in_(await expand_categories(session, categories)))
         if budget_type:

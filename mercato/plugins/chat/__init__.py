@@ -6,16 +6,23 @@ typing indicators, edits within 15 minutes, and blocks. Plugins refuse content w
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from mercato import hookimpl
+from mercato.core.db import utcnow
+from mercato.core.moderation.subjects import ReportedItem, ReportSubject, excerpt
 from mercato.core.socket import SocketHandler
 
 from .models import Block, Conversation, Member, Message
 from .service import Chat
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from mercato.core.site import Site
 
 PACKAGE_DIR = Path(__file__).parent
@@ -69,3 +76,28 @@ async def extra_template_vars(site: Site, request: Any, template_name: str) -> d
     if principal is None or contract_id is None:
         return {}
     return {"contract_conversation": await Chat(site).about(principal.user_id, "contract", contract_id)}
+
+
+@hookimpl
+def register_report_subjects(site: Site) -> list[ReportSubject]:
+    """``message``: a chat message; hidden, it reads "Hidden by moderators" to both people."""
+
+    async def describe(session: AsyncSession, message_id: uuid.UUID, viewer_id: uuid.UUID | None
+                       ) -> ReportedItem | None:
+        message = await session.get(Message, message_id)
+        if message is None or message.sender_id is None or message.deleted_at is not None:
+            return None
+        if viewer_id is not None:
+            member = await session.scalar(select(Member.id).where(
+                Member.conversation_id == message.conversation_id, Member.user_id == viewer_id))
+            if member is None:
+                return None
+        return ReportedItem(owner_id=message.sender_id, title="A chat message", excerpt=excerpt(message.body),
+                            url=f"/messages/{message.conversation_id}", hidden=message.hidden_at is not None)
+
+    async def hide(session: AsyncSession, message_id: uuid.UUID, hidden: bool) -> None:
+        message = await session.get(Message, message_id)
+        if message is not None:
+            message.hidden_at = utcnow() if hidden else None
+
+    return [ReportSubject(kind="message", label="a message", describe=describe, hide=hide)]

@@ -122,6 +122,8 @@ class MessageOut(msgspec.Struct, kw_only=True):
     edited_at: datetime | None
     deleted: bool
     files: list[FileOut] = []
+    hidden: bool = False
+    """Hidden by moderators: the body and files are withheld from everyone."""
 
 
 class MessagePage(msgspec.Struct, kw_only=True):
@@ -157,16 +159,18 @@ def file_out(row: ChatFile) -> FileOut:
 
 def message_out(row: Message, files: list[ChatFile] | None = None) -> MessageOut:
     deleted = row.deleted_at is not None
+    withheld = deleted or row.hidden_at is not None
     return MessageOut(
         id=row.id,
         conversation_id=row.conversation_id,
         sender_id=row.sender_id,
-        body="" if deleted else row.body,
-        html="" if deleted or not row.body else str(render_markdown(row.body)),
+        body="" if withheld else row.body,
+        html="" if withheld or not row.body else str(render_markdown(row.body)),
         created_at=row.created_at,
         edited_at=row.edited_at,
         deleted=deleted,
-        files=[] if deleted else [file_out(f) for f in files or []],
+        files=[] if withheld else [file_out(f) for f in files or []],
+        hidden=row.hidden_at is not None,
     )
 
 

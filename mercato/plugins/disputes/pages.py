@@ -11,7 +11,7 @@ from typing import Any
 from litestar import get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from sqlalchemy import select
@@ -261,7 +261,7 @@ async def admin_disputes(
     status: FromQuery[str | None] = None,
     cursor: FromQuery[str | None] = None,
 ) -> Page:
-    """Every dispute, open ones by default (administrators only; anyone else gets a 404)."""
+    """Every dispute, open ones by default (administrators only; anyone else gets a 403)."""
     principal = principal_of(request)
     if principal is None:
         return to_login("/admin/disputes")
@@ -269,7 +269,7 @@ async def admin_disputes(
     service = DisputeService(site)
     async with site.db.reading() as session:
         if not await is_admin(session, principal.user_id):
-            raise NotFoundException("No such page.")
+            raise PermissionDeniedException("Administrators only.")
         page, next_cursor = await service.page(
             session, None, status=status, limit=25, cursor=cursor
         )

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import select
 
@@ -237,7 +237,7 @@ class DisputesController(Controller):
 
 
 class AdminDisputesController(Controller):
-    """Administrators' side of disputes; for anyone else this API does not exist (404)."""
+    """Administrators' side of disputes; anyone else gets a 403."""
 
     path = "/api/v1/admin/disputes"
     tags = ["admin"]
@@ -246,7 +246,7 @@ class AdminDisputesController(Controller):
     async def _admin(request: Request[Any, Any, Any], session: Any) -> uuid.UUID:
         principal = require_principal(request)
         if not await is_admin(session, principal.user_id):
-            raise NotFoundException()
+            raise PermissionDeniedException("Administrators only.")
         return principal.user_id
 
     @get("/", summary="Every dispute, newest first (admins)")

@@ -23,6 +23,7 @@ from mercato.core.contracts.milestones import Locked, MilestoneService
 from mercato.core.contracts.models import Contract, ContractActivity
 from mercato.core.db import utcnow
 from mercato.core.events import Event, EventPayload, emit
+from mercato.core.moderation.audit import record as audit
 from mercato.core.pagination import newest_first
 from mercato.core.states import InvalidTransition
 from mercato.core.timers import TimerHandler, cancel, schedule
@@ -275,6 +276,10 @@ class DisputeService:
         dispute.resolution_note = note[:MAX_TEXT]
         dispute.resolved_by = admin_id
         dispute.resolved_at = utcnow()
+        if admin_id is not None:
+            audit(session, admin_id, "dispute.resolve", "dispute", dispute.id, reason=note,
+                   data={"developer_amount": developer_amount, "amount": dispute.amount,
+                         "currency": dispute.currency})
         await cancel(session, RESPONSE_DUE, str(dispute.id))
         emit(
             session,
