@@ -113,7 +113,7 @@ class Databases:
     async def create_migrated(self, settings: Settings) -> str:
         """A database migrated for the plugins ``settings`` loads (template cached per set)."""
         probe = Site(settings)
-        key = frozenset(name for name, _ in probe.plugins.pm.list_name_plugin())
+        key = frozenset(name for name, plugin in probe.plugins.pm.list_name_plugin() if plugin is not None)
         await probe.db.dispose()
         if key not in self._templates:
             url = await self.create_empty()

@@ -24,6 +24,7 @@ from tests.integration.test_listings import package
 from tests.integration.test_listings import person as verified_person
 from tests.marketplace_helpers import (
     API,
+    MARKET_ACCOUNTS,
     App,
     Apps,
     Person,
@@ -49,8 +50,19 @@ async def apps(make_settings: MakeSettings, databases: Databases) -> AsyncIterat
         await factory.close()
 
 
+BUILT_IN_ONLY = {"disabled": ["semantic_recommendations"]}
+"""The built-in recommender's own ranking, whether or not ``wordllama`` is installed."""
+
+
 @pytest.fixture
 async def app(apps: Apps) -> App:
+    """A market whose recommender is the built-in one."""
+    return await apps.open(await apps.settings(accounts=MARKET_ACCOUNTS, plugins=BUILT_IN_ONLY))
+
+
+@pytest.fixture
+async def semantic_app(apps: Apps) -> App:
+    """A market with every built-in plugin: the semantic recommender answers when it can."""
     return await open_market(apps)
 
 
@@ -359,3 +371,139 @@ async def test_an_installed_recommender_answers_before_the_built_in_one(apps: Ap
 
     items = await projects_for(app, dev)
     assert [(i["title"], i["reasons"]) for i in items] == [("Python, not Figma", ["Picked by our staff"])]
+
+
+# ---------------------------------------------------------------------------
+# The semantic recommender
+# ---------------------------------------------------------------------------
+
+OFFLINE_LOAD = """
+import os, socket, sys
+def refuse(*args, **kwargs):
+    raise OSError("network access attempted")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+from mercato.plugins.semantic_recommendations.model import embed_now
+vectors = embed_now(["train a machine learning model on sales data",
+                     "a classifier predicting customer churn with scikit-learn",
+                     "paint the walls of a bakery"])
+close, far = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
+print(f"{close:.3f} {far:.3f}")
+sys.exit(0 if close > far else 1)
+"""
+
+
+def test_the_semantic_model_loads_and_embeds_with_no_network(tmp_path: Any) -> None:
+    """No socket may be opened (a guard refuses them), the Hugging Face hub is told it is
+    offline and the proxies lead nowhere: the weights and tokenizer come from the wheel."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("wordllama")
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HOME": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", OFFLINE_LOAD], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not list((tmp_path).rglob("*.safetensors")), "the model was downloaded into a cache"
+
+
+async def stored_embedding(app: App, kind: str, item_id: str) -> tuple[str, bytes] | None:
+    from mercato.plugins.semantic_recommendations.models import Embedding
+
+    async def read() -> tuple[str, bytes] | None:
+        async with app.site.db.reading() as session:
+            row = await session.get(Embedding, (kind, uuid.UUID(item_id)))
+            return (row.text_hash, row.vector) if row else None
+
+    return await app.on_loop(read)
+
+
+async def test_the_semantic_recommender_ranks_the_closest_text_first(semantic_app: App) -> None:
+    app = semantic_app
+    pytest.importorskip("wordllama")
+    from mercato.plugins.recommendations import SkillRecommender
+    from mercato.plugins.semantic_recommendations.recommender import SemanticRecommender
+
+    assert isinstance(app.site.plugins.recommender(app.site), SemanticRecommender)
+    owner = await client(app)
+    dev = await developer(app, skills=["python"])
+    response = await app.client.patch(
+        f"{API}/me",
+        headers=dev.auth,
+        json={
+            "headline": "Machine learning engineer",
+            "bio": "I train machine learning models and classifiers on business data: churn prediction, "
+            "sales forecasting, recommendation models, with pandas and scikit-learn.",
+        },
+    )
+    assert response.status_code == 200, response.text
+    close = await post_project(
+        app,
+        owner,
+        title="Predict which customers will churn",
+        description="Train a classifier on our sales and customer data to forecast "
+        "churn; we have two years of history in a warehouse.",
+    )
+    far = await post_project(
+        app,
+        owner,
+        title="Fix our invoice PDF layout",
+        description="The totals column of the printed invoices overlaps the footer; "
+        "adjust the template so the layout prints on A4.",
+    )
+    await age(app, close, 2)  # the built-in ranks the newer one first
+
+    await eventually(lambda: stored_embedding(app, "developer", dev.id), lambda row: row is not None)
+    for project in (close, far):
+        await eventually(
+            lambda p=project: stored_embedding(app, "project", p["id"]), lambda row: row is not None
+        )
+
+    async def built_in() -> list[uuid.UUID]:
+        async with app.site.db.reading() as session:
+            found = await SkillRecommender(app.site).projects_for_developer(session, uuid.UUID(dev.id), 10)
+            return [s.id for s in found]
+
+    assert await app.on_loop(built_in) == [uuid.UUID(far["id"]), uuid.UUID(close["id"])]
+    items = await projects_for(app, dev)
+    assert titles(items) == [close["title"], far["title"]]
+    assert items[0]["reasons"][0] == "Described much like your profile"
+    assert "Matches 1 of your 1 skill" in items[0]["reasons"]
+
+
+async def test_embeddings_are_written_on_events_and_follow_edits(semantic_app: App) -> None:
+    app = semantic_app
+    pytest.importorskip("wordllama")
+    owner = await client(app)
+    project = await post_project(app, owner, title="A mobile app for a bakery")
+    first = await eventually(
+        lambda: stored_embedding(app, "project", project["id"]), lambda row: row is not None
+    )
+
+    response = await app.client.patch(
+        f"{API}/projects/{project['id']}",
+        headers=owner.auth,
+        json={"description": "Rewrite our Kubernetes deployment and Helm charts for three clusters."},
+    )
+    assert response.status_code == 200, response.text
+    second = await eventually(
+        lambda: stored_embedding(app, "project", project["id"]), lambda row: row is not None and row != first
+    )
+    assert second[0] != first[0]
+    assert second[1] != first[1]
+    assert len(second[1]) == 256 * 4  # float32 x the model's 256 dimensions
