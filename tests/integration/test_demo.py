@@ -65,9 +65,10 @@ async def test_demo_seeds_every_state_once_and_the_same_way(
     assert seeded["services"] == {"published": 72, "paused": 8}
     hired = seeded["projects"]["hired"]
     assert hired == seeded["proposals"]["accepted"]
-    assert seeded["contracts"] == hired + 20, "every hire and every service order (20) has a contract"
+    reviewed = 16  # the reviews plugin's demo: service orders delivered, completed and reviewed
+    assert seeded["contracts"] == hired + 20 + reviewed, "every hire and every service order has a contract"
     moving = {status: seeded["milestones"].get(status) for status in ("funded", "submitted", "approved")}
-    assert moving == {"funded": 3, "submitted": 3, "approved": 3}, "escrow at work, through the sandbox"
+    assert moving == {"funded": 3, "submitted": 3, "approved": 3 + reviewed}, "escrow at work, via the sandbox"
     assert seeded["ledger_problems"] == []
 
     await seed_demo(site)  # an existing site is left alone

@@ -452,3 +452,38 @@ async def completed_with(app: App, dev: Person) -> Deal:
     await ok(await deal.act(owner, 0, "approve"))
     await ok(await app.client.post(f"{API}/contracts/{deal.contract['id']}/complete", headers=owner.auth))
     return deal
+
+
+# ---------------------------------------------------------------------------
+# Demo data
+# ---------------------------------------------------------------------------
+
+
+async def test_the_demo_gives_developers_a_track_record_of_published_reviews(
+    sites: Any, migrated_settings: Any
+) -> None:
+    from mercato.core.accounts.models import User
+    from mercato.core.demo import DEMO_CLIENT, DEMO_DEVELOPER, prepare_demo
+
+    site = await sites.start(migrated_settings, background=False)
+    await prepare_demo(site)  # the core's demo, then every plugin's seed_demo_data
+
+    async with site.db.reading() as session:
+        rows = (
+            await session.execute(
+                sa.select(User.email, sa.func.count(Review.id))
+                .join(Review, Review.subject_id == User.id)
+                .where(Review.published_at.is_not(None))
+                .group_by(User.email)
+            )
+        ).all()
+        blind = await session.scalar(sa.select(sa.func.count()).where(Review.published_at.is_(None)))
+        ratings = set(await session.scalars(sa.select(Review.rating)))
+        replies = await session.scalar(sa.select(sa.func.count()).where(Review.replied_at.is_not(None)))
+    published = dict(rows)
+    assert published[DEMO_DEVELOPER] >= 3
+    assert sum(1 for count in published.values() if count >= 3) >= 5
+    assert published[DEMO_CLIENT] >= 1
+    assert blind == 1, "one of the demo client's contracts still waits for the client's review"
+    assert len(ratings) >= 3
+    assert replies

@@ -10,7 +10,9 @@ client's keeps only the developer's review, still blind, so the demo shows the r
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+import time
+import uuid
+from typing import TYPE_CHECKING, NamedTuple
 
 import structlog
 from sqlalchemy import select
@@ -26,8 +28,6 @@ from mercato.core.listings.schemas import OrderIn
 from .service import SUB_RATINGS, ReviewService
 
 if TYPE_CHECKING:
-    import uuid
-
     from mercato.core.site import Site
 
 log = structlog.get_logger("mercato.reviews")
@@ -75,6 +75,12 @@ REPLIES = [
 ]
 
 
+class Person(NamedTuple):
+    id: uuid.UUID
+    email: str
+    client: bool
+
+
 def _rating(rng: random.Random) -> int:
     return rng.choices([5, 4, 3, 2], weights=[55, 30, 11, 4])[0]
 
@@ -93,27 +99,27 @@ async def seed_reviews(site: Site) -> None:
     if "sandbox" not in site.gateways:
         return
     rng = random.Random(SEED)
+    started = time.monotonic()
     async with site.db.reading() as session:
-        people = {u.email: u for u in await session.scalars(select(User))}
-        if DEMO_DEVELOPER not in people:
-            return
-        listings = list(
-            await session.scalars(
-                select(Listing)
+        people = {
+            u.email: Person(u.id, u.email, "client" in u.roles) for u in await session.scalars(select(User))
+        }
+        listings = (
+            await session.execute(
+                select(Listing.id, Listing.developer_id)
                 .where(Listing.status == ListingStatus.PUBLISHED)
                 .order_by(Listing.created_at, Listing.id)
             )
-        )
-        for user in people.values():
-            session.expunge(user)
+        ).all()
+    if DEMO_DEVELOPER not in people:
+        return
     demo_dev, demo_client = people[DEMO_DEVELOPER], people.get(DEMO_CLIENT)
     clients = sorted(
-        (u for u in people.values() if "client" in u.roles and u.email != DEMO_CLIENT),
-        key=lambda u: u.email,
+        (p for p in people.values() if p.client and p.email != DEMO_CLIENT), key=lambda p: p.email
     )
-    first_listing: dict[uuid.UUID, Listing] = {}
-    for listing in listings:
-        first_listing.setdefault(listing.developer_id, listing)
+    first_listing: dict[uuid.UUID, uuid.UUID] = {}
+    for listing_id, developer_id in listings:
+        first_listing.setdefault(developer_id, listing_id)
     others = [d for d in first_listing if d != demo_dev.id]
     featured = [demo_dev.id, *others[: FEATURED_DEVELOPERS - 1]]
     orders, milestones, reviews = OrderService(site), MilestoneService(site), ReviewService(site)
@@ -121,18 +127,20 @@ async def seed_reviews(site: Site) -> None:
     for dev_index, developer_id in enumerate(featured):
         if developer_id not in first_listing:
             continue
-        listing = first_listing[developer_id]
+        listing_id = first_listing[developer_id]
         buyers = rng.sample(clients, k=ORDERS_EACH)
         if developer_id == demo_dev.id and demo_client is not None:
             buyers = [demo_client, *buyers]
-        for order_index, buyer in enumerate(buyers):
+        elif dev_index == 1 and demo_client is not None:
+            buyers = [demo_client, *buyers[1:]]
+        for buyer in buyers:
             async with site.db.transaction() as session:
                 buyer_row = await session.get(User, buyer.id)
                 assert buyer_row is not None
                 order = await orders.place(
                     session,
                     buyer_row,
-                    listing.id,
+                    listing_id,
                     OrderIn(package="basic", requirements=["A small first version, please."]),
                 )
                 contract_id = order.contract_id
@@ -158,8 +166,8 @@ async def seed_reviews(site: Site) -> None:
             else:
                 async with site.db.transaction() as session:
                     await milestones.complete(session, contract_id, buyer.id)
-                # the demo client's first order waits for the client's review (blind for now)
-                client_reviews = not (buyer is demo_client and order_index == 0)
+                # the demo client's order from the demo developer waits for the client's review
+                client_reviews = not (buyer is demo_client and developer_id == demo_dev.id)
                 written += await _review_both(
                     site,
                     reviews,
@@ -170,7 +178,7 @@ async def seed_reviews(site: Site) -> None:
                     client_reviews=client_reviews,
                     reply=dev_index % 2 == 0,
                 )
-    log.info("demo reviews seeded", reviews=written)
+    log.info("demo reviews seeded", reviews=written, seconds=round(time.monotonic() - started, 2))
 
 
 async def _review_both(
