@@ -68,7 +68,7 @@ async def test_demo_seeds_every_state_once_and_the_same_way(
     reviewed = 16  # the reviews plugin's demo: service orders delivered, completed and reviewed
     assert seeded["contracts"] == hired + 20 + reviewed, "every hire and every service order has a contract"
     moving = {status: seeded["milestones"].get(status) for status in ("funded", "submitted", "approved")}
-    assert moving == {"funded": 3, "submitted": 3, "approved": 3 + reviewed}, "escrow at work, via the sandbox"
+    assert moving == {"funded": 3, "submitted": 3, "approved": 3 + reviewed}, "escrow at work (sandbox)"
     assert seeded["ledger_problems"] == []
 
     await seed_demo(site)  # an existing site is left alone
