@@ -8,11 +8,12 @@ recommendations reindex``, and sites whose data was written in bulk).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from mercato.core.accounts.models import Skill
 from mercato.core.events import Event, EventHandler
@@ -44,6 +45,13 @@ async def rebuild(
     if not ids:
         return 0
     skills = skills or await taxonomy(session)
+    if session.get_bind().dialect.name == "postgresql":
+        # one rebuild of an item at a time (held until commit): two events of one project
+        # handled at once on two instances must not both insert its rows
+        for item_id in sorted(set(ids)):
+            digest = hashlib.blake2b(f"recommendations:{kind}:{item_id}".encode(), digest_size=8).digest()
+            key = int.from_bytes(digest, "big", signed=True)
+            await session.execute(select(func.pg_advisory_xact_lock(key)))
     await session.execute(
         delete(SkillPosting).where(SkillPosting.kind == kind, SkillPosting.item_id.in_(ids))
     )
