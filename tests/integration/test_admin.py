@@ -107,7 +107,8 @@ async def test_admin_routes_are_401_signed_out_403_without_the_role_and_200_for_
     admin_browser = await Browser.signed_in(app, admin.email)
     for path in ADMIN_PAGES:
         out = await anonymous.request("GET", path, headers={"Accept": "text/html"})
-        assert out.status_code == 303 and out.headers["location"].startswith("/login"), path
+        assert out.status_code == 303, path
+        assert out.headers["location"].startswith("/login"), path
         assert (await dev_browser.request("GET", path, headers={"Accept": "text/html"})).status_code == 403, (
             path
         )
