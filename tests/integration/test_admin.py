@@ -126,21 +126,24 @@ async def test_dashboard_counts_signups_and_money_from_the_ledger(app: App) -> N
     await ok(await deal.fund(0))
     await ok(await deal.act(deal.dev, 0, "submit", {"note": "Done"}))
     await ok(await deal.act(deal.owner, 0, "approve"))
+    await ok(await deal.fund(1))
+    await ok(await deal.act(deal.owner, 1, "dispute", {"reason": "The build does not start."}), 201)
     stats = await ok(await app.client.get(f"{API}/admin/stats", headers=admin.auth))
+    assert stats["open_disputes"] == 1
     assert stats["signups_30d"] == 3
     assert stats["active_contracts"] == 1
-    assert stats["gross_volume"] == {"USD": 40_000}
+    assert stats["gross_volume"] == {"USD": 100_000}
     assert stats["platform_revenue"] == {"USD": 4_000}, "10 % of the released 400.00"
-    assert stats["take_rate_percent"] == {"USD": 10.0}
+    assert stats["take_rate_percent"] == {"USD": 4.0}
     assert stats["median_hours_to_first_proposal"] is not None
     daily = {s["name"]: s for s in stats["daily"]}
     assert len(daily["Signups"]["points"]) == 30
     assert daily["Signups"]["points"][-1]["value"] == 3
-    assert daily["Funded (USD)"]["points"][-1]["value"] == 40_000
+    assert daily["Funded (USD)"]["points"][-1]["value"] == 100_000
     assert len(stats["weekly"][0]["points"]) == 12
     page = await (await Browser.signed_in(app, admin.email)).request("GET", "/admin")
     assert page.text.count('<svg class="admin-chart"') == 4
-    assert "$400" in page.text
+    assert "$1,000" in page.text
     assert "$40" in page.text
 
 
