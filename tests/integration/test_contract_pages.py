@@ -177,7 +177,7 @@ async def test_a_dispute_through_the_pages_split_60_40_by_an_admin(app: App) -> 
     admin = Party(await Browser.signed_in(app, admin_person.email), deal)
     listing = text_of(await admin.page("/admin/disputes"))
     assert "Design" in listing
-    assert (await owner.browser.request("GET", "/admin/disputes")).status_code == 404
+    assert (await owner.browser.request("GET", "/admin/disputes")).status_code == 403
     seen = text_of(await admin.page(url))
     assert "proof.png" in seen
     assert "Resolve dispute" in seen
