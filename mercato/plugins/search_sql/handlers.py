@@ -21,10 +21,11 @@ from sqlalchemy import func, select
 
 from mercato.core.accounts import events as account_events
 from mercato.core.events import Event, EventHandler
+from mercato.core.listings.models import Listing, ListingStatus
 from mercato.core.listings.search import SERVICE_EVENTS
 from mercato.core.projects.search import PROJECT_EVENTS
-
 from mercato.core.reputation.events import ReputationChanged
+
 from .backend import SqlSearchBackend
 from .documents import build_documents
 
@@ -88,7 +89,6 @@ def event_handlers(site: Site) -> list[EventHandler]:
     async def services(event: Event, session: AsyncSession) -> None:
         await refresh_documents(site, session, "service", [uuid.UUID(str(event.payload["listing_id"]))])
 
-    return [
     async def reputations(event: Event, session: AsyncSession) -> None:
         """A developer's rating moved: their document and their services' carry it."""
         if event.payload.get("role") != "developer":
@@ -99,8 +99,9 @@ def event_handlers(site: Site) -> list[EventHandler]:
             Listing.developer_id == user_id, Listing.status == ListingStatus.PUBLISHED))
         await refresh_documents(site, session, "service", list(listings))
 
-        EventHandler(id="search-sql-developers", events=DEVELOPER_EVENTS, handle=developers),
+    return [
         EventHandler(id="search-sql-reputation", events=(ReputationChanged.event_type,), handle=reputations),
+        EventHandler(id="search-sql-developers", events=DEVELOPER_EVENTS, handle=developers),
         EventHandler(id="search-sql-projects", events=PROJECT_EVENTS, handle=projects),
         EventHandler(id="search-sql-services", events=SERVICE_EVENTS, handle=services),
     ]
