@@ -166,7 +166,7 @@ def run(obj: SiteContext, host: str | None, port: int | None, workers: int | Non
 @click.option("--port", default=8000, show_default=True, type=int)
 def demo(host: str, port: int) -> None:
     """Run a throw-away demo marketplace in a temporary folder (removed on exit)."""
-    from mercato.core.demo import DEMO_CLIENT, DEMO_DEVELOPER, DEMO_PASSWORD, prepare_demo
+    from mercato.core.demo import DEMO_ADMIN, DEMO_CLIENT, DEMO_DEVELOPER, DEMO_PASSWORD, prepare_demo
     from mercato.core.server import serve
     from mercato.core.sitefolder import write_config
 
@@ -180,7 +180,8 @@ def demo(host: str, port: int) -> None:
         obj = SiteContext(str(folder))
         click.echo(f"Demo site in {folder} (removed on exit) — open http://{host}:{port}/\n"
                    f"Mail the site sends (verification, password reset) is at http://{host}:{port}/dev/mailbox")
-        click.echo(f"Demo accounts (password {DEMO_PASSWORD!r}): {DEMO_CLIENT} and {DEMO_DEVELOPER}")
+        click.echo(f"Demo accounts (password {DEMO_PASSWORD!r}): {DEMO_CLIENT}, {DEMO_DEVELOPER} "
+                   f"and the administrator {DEMO_ADMIN}")
         serve(obj, obj.settings, host=host, port=port, workers=1, reload=False, migrate=True,
               prepare=prepare_demo)
     finally:

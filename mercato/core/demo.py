@@ -36,6 +36,7 @@ DEMO_PASSWORD = "mercato demo password"
 """The password of every demo account (shown by ``mercato demo``)."""
 DEMO_CLIENT = "client@demo.mercato.dev"
 DEMO_DEVELOPER = "developer@demo.mercato.dev"
+DEMO_ADMIN = "admin@demo.mercato.dev"
 SEED = 2026
 
 
@@ -128,6 +129,7 @@ async def seed_demo(
             site, session, developers=developers, clients=clients, projects=projects, services=services
         )
     await _seed_money(site)
+    await _seed_reports(site)
     await site.plugins.seed_demo_data(site)
     log.info("demo data seeded", developers=developers, clients=clients, projects=projects, services=services)
 
@@ -171,6 +173,36 @@ async def _seed_money(site: Site, contracts: int = 9) -> None:
             continue
         async with site.db.transaction() as session:
             await service.release(session, milestone_id, contract.client_id)
+
+
+async def _seed_reports(site: Site) -> None:
+    """Two reports in the moderation queue, so the admin's dashboard has something to decide."""
+    from sqlalchemy import select
+
+    from mercato.core.listings.models import Listing, ListingStatus
+    from mercato.core.moderation.reports import ReportService
+    from mercato.core.projects.models import Project, ProjectStatus
+
+    reports = ReportService(site)
+    async with site.db.transaction() as session:
+        client = await session.scalar(select(User).where(User.email == DEMO_CLIENT))
+        developer = await session.scalar(select(User).where(User.email == DEMO_DEVELOPER))
+        if client is None or developer is None:
+            return
+        listing = await session.scalar(
+            select(Listing.id)
+            .where(Listing.status == ListingStatus.PUBLISHED, Listing.developer_id != client.id)
+            .order_by(Listing.created_at.desc(), Listing.id).limit(1))
+        project = await session.scalar(
+            select(Project.id).where(Project.status == ProjectStatus.OPEN, Project.visibility == "public",
+                                     Project.client_id != developer.id)
+            .order_by(Project.created_at.desc(), Project.id).limit(1))
+        if listing is not None:
+            await reports.create(session, client.id, "listing", listing, "scam",
+                                 "The description asks buyers to pay by bank transfer outside the site.")
+        if project is not None:
+            await reports.create(session, developer.id, "project", project, "spam",
+                                 "The same project is posted every day with a different title.")
 
 
 async def _seed(
@@ -240,6 +272,10 @@ async def _seed(
         if profile is not None:
             profile.headline = f"Hiring for {fake.company()}"[:120]
         buyers.append(user)
+
+    admin = await accounts.register(session, email=DEMO_ADMIN, display_name="Ada Admin", roles=["client"],
+                                    password=None, method="demo", verified=True, admin=True)
+    admin.password_hash = password_hash
 
     project_service, proposal_service = ProjectService(site), ProposalService(site)
     statuses = (

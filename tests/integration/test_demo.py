@@ -11,6 +11,7 @@ from mercato.core.contracts.models import Contract, Milestone
 from mercato.core.demo import DEMO_CLIENT, DEMO_DEVELOPER, DEMO_PASSWORD, prepare_demo, seed_demo
 from mercato.core.ledger.services import Ledger
 from mercato.core.listings.models import Listing
+from mercato.core.moderation.models import Report
 from mercato.core.projects.models import Project, Proposal
 from tests.conftest import _with_database
 
@@ -32,6 +33,10 @@ async def counts(site: Any) -> dict[str, Any]:
         services = dict(
             (await session.execute(select(Listing.status, func.count()).group_by(Listing.status))).all()
         )
+        reports = dict(
+            (await session.execute(select(Report.subject_type, Report.status))).all()
+        )
+        admins = await session.scalar(select(func.count()).select_from(User).where(User.is_admin.is_(True)))
         titles = list(
             (await session.execute(select(Project.title).order_by(Project.title).limit(3))).scalars()
         )
@@ -40,7 +45,7 @@ async def counts(site: Any) -> dict[str, Any]:
         "proposals": proposals,
         "users": users,
         "contracts": contracts, "services": services, "milestones": milestones, "ledger_problems": problems,
-        "titles": titles,
+        "titles": titles, "reports": reports, "admins": admins,
     }
 
 
@@ -59,7 +64,9 @@ async def test_demo_seeds_every_state_once_and_the_same_way(
     )
     await prepare_demo(other)
     assert await counts(other) == seeded, "the same seed gives the same marketplace"
-    assert seeded["users"] == 60
+    assert seeded["users"] == 61
+    assert seeded["admins"] == 1
+    assert seeded["reports"] == {"listing": "open", "project": "open"}, "the moderation queue has work"
     assert set(seeded["projects"]) == {"open", "hired", "closed", "draft", "cancelled"}
     assert set(seeded["proposals"]) == {"submitted", "shortlisted", "accepted", "declined", "withdrawn"}
     assert seeded["services"] == {"published": 72, "paused": 8}
