@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 import structlog
@@ -19,6 +20,7 @@ from mercato.core.accounts.models import Profile, User
 from mercato.core.accounts.profiles import ProfileService
 from mercato.core.accounts.schemas import MeUpdate, MoneyIn, PortfolioItemIn
 from mercato.core.accounts.services import AccountService
+from mercato.core.db import utcnow
 from mercato.core.projects import schemas as project_schemas
 from mercato.core.projects.models import ProjectStatus
 from mercato.core.projects.proposals import ProposalService
@@ -128,6 +130,7 @@ async def seed_demo(
         await _seed(
             site, session, developers=developers, clients=clients, projects=projects, services=services
         )
+        await _spread_signups(session)
     await _seed_money(site)
     await _seed_reports(site)
     await site.plugins.seed_demo_data(site)
@@ -173,6 +176,18 @@ async def _seed_money(site: Site, contracts: int = 9) -> None:
             continue
         async with site.db.transaction() as session:
             await service.release(session, milestone_id, contract.client_id)
+
+
+async def _spread_signups(session: AsyncSession, days: int = 120) -> None:
+    """People joined over the last ``days`` (the admin's signup chart, "member since"), not all
+    at the moment the demo started; the same dates every time, relative to today."""
+    from sqlalchemy import select, update
+
+    now = utcnow()
+    rng = random.Random(SEED + 1)  # its own: the rest of the demo's draws stay as they were
+    for user_id in (await session.scalars(select(User.id).order_by(User.email))).all():
+        joined = now - timedelta(days=rng.uniform(1, days))
+        await session.execute(update(User).where(User.id == user_id).values(created_at=joined))
 
 
 async def _seed_reports(site: Site) -> None:

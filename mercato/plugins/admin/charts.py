@@ -20,11 +20,11 @@ def bar_chart(series: Series, *, label: Callable[[int], str], tick: Callable[[Se
     bar = max(slot * 0.7, 1)
     parts = [
         f'<svg class="admin-chart" viewBox="0 0 {WIDTH} {HEIGHT + PAD}" role="img" '
-        f'aria-label="{escape(series.name)}" preserveAspectRatio="none" width="100%">',
+        f'aria-label="{escape(series.name)}">',
         f"<title>{escape(series.name)}</title>",
         f'<line x1="{PAD}" y1="{HEIGHT}" x2="{WIDTH}" y2="{HEIGHT}" '
         'stroke="currentColor" stroke-opacity="0.3"/>',
-        f'<text x="0" y="12" font-size="11" fill="currentColor">{escape(label(top))}</text>',
+        f'<text x="0" y="14" font-size="15" fill="currentColor">{escape(label(top))}</text>',
     ]
     for i, value in enumerate(values):
         height = (HEIGHT - 16) * value / top
@@ -34,10 +34,10 @@ def bar_chart(series: Series, *, label: Callable[[int], str], tick: Callable[[Se
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{height:.1f}" fill="currentColor" '
             f'fill-opacity="0.7"><title>{escape(tick(series, i))}: {escape(label(value))}</title></rect>'
         )
-    for i in (0, len(values) - 1):
-        if values:
+    if values:  # the first and the last point's names, under the axis's ends
+        for i, x, anchor in ((0, PAD, "start"), (len(values) - 1, WIDTH, "end")):
             parts.append(
-                f'<text x="{PAD + i * slot:.1f}" y="{HEIGHT + 16}" font-size="11" fill="currentColor">'
+                f'<text x="{x}" y="{HEIGHT + 16}" font-size="15" fill="currentColor" text-anchor="{anchor}">'
                 f"{escape(tick(series, i))}</text>"
             )
     parts.append("</svg>")
