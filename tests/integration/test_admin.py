@@ -433,6 +433,18 @@ async def test_settings_are_validated_audited_applied_and_reach_a_second_instanc
     assert len(await audit_rows(a, "settings.update")) == 2
 
 
+async def test_timers_started_before_a_change_use_the_new_hold_and_auto_approval(app: App) -> None:
+    """Timer handlers keep one milestone service for the process's life; it reads the
+    settings at each use, so an admin's change applies to the next auto-approval and hold."""
+    from mercato.core.contracts.milestones import MilestoneService
+
+    service = MilestoneService(app.site)  # as the timer handlers hold it since start
+    admin = await make_admin(app, "root@example.com")
+    await ok(await app.client.put(f"{API}/admin/settings", headers=admin.auth,
+                                  json={"payments.payout_hold_days": 2, "payments.auto_approve_days": 3}))
+    assert (service.settings.payout_hold_days, service.settings.auto_approve_days) == (2, 3)
+
+
 async def test_reports_are_rate_limited_and_stored_once_per_reporter(app: App) -> None:
     reporter = await client(app, "Reporter")
     targets = [await client(app, f"T{i}") for i in range(3)]

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from mercato.core.settings import PaymentsSettings
     from mercato.core.site import Site
     from mercato.core.timers.models import Timer
 
@@ -121,7 +122,12 @@ class MilestoneService:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.ledger = Ledger()
-        self.settings = site.settings.payments
+
+    @property
+    def settings(self) -> PaymentsSettings:
+        """Read at each use: admins change holds and auto-approval while the site runs, and
+        timer handlers keep one service for the process's life."""
+        return self.site.settings.payments
 
     # -- finding and locking -----------------------------------------------------------
     async def lock_contract(self, session: AsyncSession, contract_id: uuid.UUID,
