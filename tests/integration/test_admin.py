@@ -279,6 +279,20 @@ async def test_reports_hide_content_publicly_and_in_search(app: App) -> None:
     assert row.subject_id == service["id"]
     assert row.reason == "Off-platform payment"
 
+    # A mistake: the admin shows it again; it is public and findable, the report dismissed.
+    assert_problem(await app.client.post(
+        f"{API}/admin/reports/{report['id']}/decide", headers=reporter.auth, json={"action": "restore"}), 403)
+    restored = await ok(await app.client.post(
+        f"{API}/admin/reports/{report['id']}/decide", headers=admin.auth,
+        json={"action": "restore", "note": "The developer explained"}))
+    assert (restored["status"], restored["hidden"]) == ("dismissed", False)
+    assert (await app.client.get(f"{API}/services/{service['id']}")).status_code == 200
+    await wait_until(findable)
+    [shown] = await audit_rows(app, "content.restore")
+    assert (shown.subject_id, shown.reason) == (service["id"], "The developer explained")
+    assert_problem(await app.client.post(
+        f"{API}/admin/reports/{report['id']}/decide", headers=admin.auth, json={"action": "restore"}), 409)
+
 
 async def test_dismiss_and_suspend_decisions(app: App) -> None:
     admin = await make_admin(app, "root@example.com")

@@ -143,9 +143,11 @@ class ReportService:
         """An admin's decision on an open report, applied to every open report of the same
         content: ``hide`` it, ``dismiss`` the reports, or ``suspend`` (hide it and suspend its
         owner, signed out at once). Returns the reports decided."""
+        if action == "restore":
+            return await self._restore_from(session, admin_id, report_id, note)
         status = DECISIONS.get(action)
         if status is None:
-            raise field_error("action", "Choose hide, dismiss or suspend.")
+            raise field_error("action", "Choose hide, dismiss, suspend or restore.")
         report = await self.get(session, report_id)
         if report.status != ReportStatus.OPEN:
             raise InvalidTransition(f"This report was decided already ({report.status}).")
@@ -199,15 +201,34 @@ class ReportService:
         )
         return decided
 
-    async def restore(
-        self, session: AsyncSession, admin_id: uuid.UUID, kind: str, subject_id: uuid.UUID, note: str
-    ) -> None:
-        """Show hidden content again."""
-        subject = self.subject(kind)
-        if await subject.describe(session, subject_id, None) is None:
-            raise NotFoundException(f"No such {kind}.")
-        await subject.hide(session, subject_id, False)
-        record(session, admin_id, "content.restore", kind, subject_id, reason=note)
+    async def _restore_from(
+        self, session: AsyncSession, admin_id: uuid.UUID, report_id: uuid.UUID, note: str
+    ) -> list[Report]:
+        """Show content hidden on a report again (a suspended owner stays suspended: reinstate
+        them from their page). Its hidden reports become dismissed, with the note."""
+        report = await self.get(session, report_id)
+        if report.status not in (ReportStatus.HIDDEN, ReportStatus.SUSPENDED):
+            raise InvalidTransition("Only content hidden on a report can be shown again.")
+        subject = self.subject(report.subject_type)
+        if await subject.describe(session, report.subject_id, None) is None:
+            raise NotFoundException(f"No such {report.subject_type}.")
+        await subject.hide(session, report.subject_id, False)
+        decided = list(await session.scalars(
+            select(Report).where(
+                Report.subject_type == report.subject_type,
+                Report.subject_id == report.subject_id,
+                Report.status.in_([ReportStatus.HIDDEN, ReportStatus.SUSPENDED]),
+            ).with_for_update()
+        ))
+        now = utcnow()
+        for each in decided:
+            each.status = ReportStatus.DISMISSED
+            each.decided_by = admin_id
+            each.decided_at = now
+            each.note = note or "Shown again"
+        record(session, admin_id, "content.restore", report.subject_type, report.subject_id, reason=note,
+               data={"report_id": str(report.id), "reports": len(decided)})
+        return decided
 
     async def page(
         self, session: AsyncSession, *, status: str | None, limit: int, cursor: str | None

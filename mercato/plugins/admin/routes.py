@@ -177,7 +177,7 @@ class AdminController(Controller):
     @post(
         "/reports/{report_id:uuid}/decide",
         status_code=200,
-        summary="Hide the content, dismiss the report, or hide it and suspend its owner",
+        summary="Hide the content, dismiss the report, hide it and suspend its owner, or show it again",
         responses={**ADMIN_ONLY, **problems(_404="No such report", _409="Decided already")},
     )
     async def decide(

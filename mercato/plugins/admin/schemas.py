@@ -72,7 +72,8 @@ class AdminReportPage(msgspec.Struct, kw_only=True):
 
 
 class DecideIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    action: Literal["hide", "dismiss", "suspend"]
+    action: Literal["hide", "dismiss", "suspend", "restore"]
+    """``restore`` shows content hidden on this report again (its reports become dismissed)."""
     note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
