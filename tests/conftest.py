@@ -166,6 +166,12 @@ async def databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[D
 MakeSettings = Callable[..., Settings]
 
 
+OFF_BY_DEFAULT = ("semantic_recommendations",)
+"""Built-ins the tests switch off unless they ask for them (``plugins={"disabled": []}``):
+the semantic recommender embeds every profile, project and service an event touches, work
+the other tests do not need."""
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path, nats_url: str) -> MakeSettings:
     """Settings for a site in ``tmp_path`` on the shared NATS with a private stream.
@@ -182,7 +188,7 @@ def make_settings(tmp_path: Path, nats_url: str) -> MakeSettings:
                 "subject_prefix": f"t{token}", "relay_sweep_seconds": 0.5,
                 "backoff_seconds": [0.2, 0.2, 0.2], "max_deliver": 3,
             },
-            "plugins": {"load_entry_points": False},
+            "plugins": {"load_entry_points": False, "disabled": list(OFF_BY_DEFAULT)},
             "logging": {"format": "console"},
         }
         _merge(base, overrides)

@@ -73,7 +73,7 @@ def hello_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def hello_settings(make_settings: MakeSettings, **hello: Any) -> Settings:
-    return make_settings(plugins={"load_entry_points": True, "hello": hello})
+    return make_settings(plugins={"load_entry_points": True, "disabled": [], "hello": hello})
 
 
 async def migrated_hello_settings(make_settings: MakeSettings, databases: Databases,

@@ -42,7 +42,7 @@ async def table_names(site: Site) -> set[str]:
 
 
 async def test_migrated_schema_matches_the_models(make_settings: Any, databases: Any) -> None:
-    site = Site(_with_database(make_settings(), await databases.create_empty()))
+    site = Site(_with_database(make_settings(plugins={"disabled": []}), await databases.create_empty()))
     try:
         await migrate.upgrade_async(site)
         assert await schema_diff(site) == []
@@ -55,7 +55,7 @@ async def test_migrated_schema_matches_the_models(make_settings: Any, databases:
 
 
 async def test_downgrade_to_base_and_upgrade_again(make_settings: Any, databases: Any) -> None:
-    site = Site(_with_database(make_settings(), await databases.create_empty()))
+    site = Site(_with_database(make_settings(plugins={"disabled": []}), await databases.create_empty()))
     try:
         await migrate.upgrade_async(site)
         await migrate.downgrade_async(site, "mercato@base")
@@ -67,7 +67,7 @@ async def test_downgrade_to_base_and_upgrade_again(make_settings: Any, databases
 
 
 def test_core_branch_has_a_single_head(make_settings: Any) -> None:
-    site = Site(make_settings())
+    site = Site(make_settings(plugins={"disabled": []}))
     # core + the built-in plugins with tables of their own
     assert sorted(migrate.heads(site)) == sorted([CORE_HEAD, "search_sql_0003", "sandbox_payments_0002",
                                                    "disputes_0001", "notifications_0001", "chat_0003",
@@ -79,7 +79,7 @@ def test_core_branch_has_a_single_head(make_settings: Any) -> None:
 async def test_search_index_keeps_its_skills_across_search_sql_0002(make_settings: Any, databases: Any) -> None:  # noqa: E501
     """search_sql_0002 turns ``skills`` into ``text[]`` on PostgreSQL: rows keep their skills
     both ways (on SQLite the column stays JSON)."""
-    site = Site(_with_database(make_settings(), await databases.create_empty()))
+    site = Site(_with_database(make_settings(plugins={"disabled": []}), await databases.create_empty()))
     insert = text(
         "INSERT INTO search_documents (kind, id, title, text, skills, skills_text, hourly, created_at) "
         "VALUES ('project', :id, 'Stripe', '', :skills, ' python django ', false, :now)"

@@ -63,7 +63,7 @@ async def app(apps: Apps) -> App:
 @pytest.fixture
 async def semantic_app(apps: Apps) -> App:
     """A market with every built-in plugin: the semantic recommender answers when it can."""
-    return await open_market(apps)
+    return await apps.open(await apps.settings(accounts=MARKET_ACCOUNTS, plugins={"disabled": []}))
 
 
 async def eventually(
@@ -482,9 +482,12 @@ async def test_the_semantic_recommender_ranks_the_closest_text_first(semantic_ap
     # Both are in the skill index once their events are handled; the built-in ranks the newer first.
     ranked = await eventually(lambda: app.on_loop(built_in), lambda ids: len(ids) == 2)
     assert ranked == [uuid.UUID(far["id"]), uuid.UUID(close["id"])]
-    items = await projects_for(app, dev)
+    # The developer's vector is written again once their profile's event is handled.
+    items = await eventually(
+        lambda: projects_for(app, dev),
+        lambda items: bool(items) and items[0]["reasons"][0] == "Described much like your profile",
+    )
     assert titles(items) == [close["title"], far["title"]]
-    assert items[0]["reasons"][0] == "Described much like your profile"
     assert "Matches 1 of your 1 skill" in items[0]["reasons"]
 
 

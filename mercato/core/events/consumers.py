@@ -72,15 +72,15 @@ class EventConsumers:
         self._units = Units()
 
     async def start(self) -> None:
-        """Create (or update) the durable consumers and start pulling."""
-        for handler in self.handlers:
-            for pattern in handler.events:
-                name = durable_name(handler.id, pattern)
-                sub = await self._subscribe(handler, pattern, name)
-                self._subscriptions.append(sub)
-                self._tasks.append(
-                    asyncio.create_task(self._pull(handler, sub, name), name=f"consumer:{name}")
-                )
+        """Create (or update) the durable consumers, all at once (each is a few round trips to
+        the server, and a site has dozens), and start pulling."""
+        wanted = [(handler, pattern, durable_name(handler.id, pattern))
+                  for handler in self.handlers for pattern in handler.events]
+        subs = await asyncio.gather(*(self._subscribe(handler, pattern, name)
+                                      for handler, pattern, name in wanted))
+        for (handler, _, name), sub in zip(wanted, subs, strict=True):
+            self._subscriptions.append(sub)
+            self._tasks.append(asyncio.create_task(self._pull(handler, sub, name), name=f"consumer:{name}"))
 
     async def stop(self) -> None:
         await asyncio.gather(*(stop_task(task) for task in self._tasks))
