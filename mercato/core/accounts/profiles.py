@@ -153,14 +153,18 @@ class ProfileService:
             avatar_url=self.storage.url(profile.avatar_key) if profile.avatar_key else None,
         )
 
-    async def public_user(self, session: AsyncSession, user: User) -> schemas.PublicUser:
+    async def public_user(self, session: AsyncSession, user: User,
+                          reputations: list[Reputation] | None = None) -> schemas.PublicUser:
+        """``reputations``: the person's rows when the caller loaded many people's at once."""
         # Who administers the site is not public: it would point attackers at the accounts to phish.
         roles = sorted(user.roles - {"admin"})
-        reputation = {row.role: ReputationOut.of(row) for row in await session.scalars(
-            select(Reputation).where(Reputation.user_id == user.id).order_by(Reputation.role.desc()))}
+        if reputations is None:
+            reputations = list(await session.scalars(select(Reputation).where(Reputation.user_id == user.id)))
         return schemas.PublicUser(id=user.id, display_name=user.display_name, roles=roles,
                                   member_since=user.created_at, profile=await self.profile_out(session, user),
-                                  reputation={role: out for role, out in reputation.items() if out})
+                                  reputation={row.role: out for row in sorted(
+                                      reputations, key=lambda row: row.role, reverse=True)
+                                      if (out := ReputationOut.of(row)) is not None})
 
     async def me(self, session: AsyncSession, user: User) -> schemas.Me:
         providers = (await session.execute(

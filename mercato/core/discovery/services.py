@@ -16,6 +16,7 @@ from mercato.core.listings.models import Listing
 from mercato.core.listings.services import ListingService
 from mercato.core.projects.models import Project
 from mercato.core.projects.services import ProjectService
+from mercato.core.reputation.models import Reputation
 from mercato.core.search import Kind, SearchQuery, SearchResults
 
 if TYPE_CHECKING:
@@ -63,8 +64,11 @@ async def load(
         return await listings.outs(session, shown, viewer)
     users = {u.id: u for u in (await session.execute(select(User).where(User.id.in_(ids)))).scalars()}
     profiles = ProfileService(site)
+    reputations: dict[uuid.UUID, list[Reputation]] = {}
+    for row in await session.scalars(select(Reputation).where(Reputation.user_id.in_(list(users)))):
+        reputations.setdefault(row.user_id, []).append(row)
     return [
-        await profiles.public_user(session, users[i])
+        await profiles.public_user(session, users[i], reputations.get(i, []))
         for i in ids
         if i in users and users[i].status == UserStatus.ACTIVE
     ]
